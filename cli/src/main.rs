@@ -1,0 +1,270 @@
+//! `interlog-admin`: operator command. Creates an org with its first admin key
+//! (or another key for an existing org) by writing D1 through `wrangler d1
+//! execute`, locally or (`--remote`) on a deployed database. Prints exactly one
+//! JSON line; the plaintext key is shown only there.
+#![forbid(unsafe_code)]
+
+use interlog_core::ids::ID_ENTROPY_BYTES;
+use interlog_core::key::ENTROPY_BYTES;
+use interlog_core::timefmt::parse_rfc3339;
+use interlog_core::{ApiKey, OrgId, Pepper, Scope, Scopes};
+use std::process::{Command, ExitCode};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const USAGE: &str = "\
+usage:
+  interlog-admin create-org --name NAME [TARGET]
+  interlog-admin create-key --org ORG_ID [--name NAME] [--scopes ingest,read,admin] [--expires-at RFC3339] [TARGET]
+TARGET: --local [--persist-to DIR] (default) | --remote
+other:  --config wrangler.toml  --database DB
+env:    INTERLOG_PEPPER (required: the pepper stored in the Secrets Store),
+        INTERLOG_PEPPER_VERSION (default 1),
+        INTERLOG_WRANGLER (default: node_modules/.bin/wrangler, else npx wrangler)";
+
+#[derive(Debug, Default)]
+struct Args {
+    command: String,
+    name: Option<String>,
+    org: Option<String>,
+    scopes: Option<String>,
+    expires_at: Option<String>,
+    remote: bool,
+    persist_to: Option<String>,
+    config: Option<String>,
+    database: Option<String>,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        command: it.next().ok_or("missing command")?,
+        ..Args::default()
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--name" => a.name = Some(value()?),
+            "--org" => a.org = Some(value()?),
+            "--scopes" => a.scopes = Some(value()?),
+            "--expires-at" => a.expires_at = Some(value()?),
+            "--persist-to" => a.persist_to = Some(value()?),
+            "--config" => a.config = Some(value()?),
+            "--database" => a.database = Some(value()?),
+            "--remote" => a.remote = true,
+            "--local" => a.remote = false,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// SQL text literal. Inputs are checked first: no control characters.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err("name must be 1-128 characters without control characters".into());
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).map_err(|e| format!("getrandom: {e}"))?;
+    Ok(b)
+}
+
+fn pepper() -> Result<Pepper, String> {
+    let secret =
+        std::env::var("INTERLOG_PEPPER").map_err(|_| "INTERLOG_PEPPER is not set".to_string())?;
+    let version = std::env::var("INTERLOG_PEPPER_VERSION")
+        .unwrap_or_else(|_| "1".into())
+        .parse()
+        .map_err(|_| "INTERLOG_PEPPER_VERSION must be a number".to_string())?;
+    Pepper::new(version, secret).map_err(|e| e.to_string())
+}
+
+fn wrangler() -> Vec<String> {
+    if let Ok(w) = std::env::var("INTERLOG_WRANGLER") {
+        return w.split_whitespace().map(String::from).collect();
+    }
+    if std::path::Path::new("node_modules/.bin/wrangler").exists() {
+        return vec!["node_modules/.bin/wrangler".into()];
+    }
+    vec!["npx".into(), "wrangler".into()]
+}
+
+/// Runs SQL through `wrangler d1 execute`; returns stderr+stdout on failure.
+fn execute(a: &Args, sql: &str) -> Result<(), String> {
+    let w = wrangler();
+    let mut cmd = Command::new(&w[0]);
+    cmd.args(&w[1..]).args([
+        "d1",
+        "execute",
+        a.database.as_deref().unwrap_or("DB"),
+        "--command",
+        sql,
+    ]);
+    if a.remote {
+        cmd.arg("--remote");
+    } else {
+        cmd.arg("--local");
+        if let Some(p) = &a.persist_to {
+            cmd.args(["--persist-to", p]);
+        }
+    }
+    if let Some(c) = &a.config {
+        cmd.args(["--config", c]);
+    }
+    cmd.env("CI", "true").env("WRANGLER_SEND_METRICS", "false");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run wrangler: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Inserts a new key (retrying on the rare prefix collision) after `before`
+/// statements, all in one `wrangler d1 execute`. Returns the plaintext key.
+fn insert_key(
+    a: &Args,
+    before: &str,
+    org: &OrgId,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<i64>,
+) -> Result<ApiKey, String> {
+    let pepper = pepper()?;
+    let now = now_ms();
+    for _ in 0..5 {
+        let key = ApiKey::from_entropy(&random::<ENTROPY_BYTES>()?);
+        let sql = format!(
+            "{before}INSERT INTO api_keys (prefix, org_id, name, scopes, hash, pepper_version, state, created_at, expires_at) \
+             VALUES ({}, {}, {}, {}, {}, {}, 'active', {now}, {});",
+            lit(key.prefix().as_str()),
+            lit(org.as_str()),
+            lit(name),
+            lit(&scopes.to_db()),
+            lit(&pepper.digest(&key).to_hex()),
+            pepper.version(),
+            expires_at.map_or("NULL".into(), |e| e.to_string()),
+        );
+        match execute(a, &sql) {
+            Ok(()) => return Ok(key),
+            Err(e) if e.contains("UNIQUE constraint failed: api_keys.prefix") => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err("could not find a free key prefix".into())
+}
+
+fn run(a: Args) -> Result<serde_json::Value, String> {
+    match a.command.as_str() {
+        "create-org" => {
+            let name = a.name.clone().ok_or("--name is required")?;
+            check_name(&name)?;
+            let org = OrgId::generate(now_ms() as u64, &random::<ID_ENTROPY_BYTES>()?);
+            let now = now_ms();
+            let before = format!(
+                "INSERT INTO orgs (id, name, allowed_origins, created_at, updated_at) VALUES ({}, {}, '[]', {now}, {now}); ",
+                lit(org.as_str()),
+                lit(&name)
+            );
+            let key = insert_key(&a, &before, &org, "initial admin key", Scopes::all(), None)?;
+            Ok(serde_json::json!({ "org_id": org, "key": key.expose_secret() }))
+        }
+        "create-key" => {
+            let org = a
+                .org
+                .as_deref()
+                .and_then(OrgId::parse)
+                .ok_or("--org must be an org id (org_…)")?;
+            let name = a.name.clone().unwrap_or_else(|| "operator key".into());
+            check_name(&name)?;
+            let scopes: Scopes = match &a.scopes {
+                None => Scopes::all(),
+                Some(s) => s
+                    .split(',')
+                    .map(|x| Scope::parse(x.trim()).ok_or(format!("unknown scope {x}")))
+                    .collect::<Result<_, _>>()?,
+            };
+            if scopes.is_empty() {
+                return Err("at least one scope is required".into());
+            }
+            let expires_at = match &a.expires_at {
+                None => None,
+                Some(t) => Some(parse_rfc3339(t).ok_or("--expires-at must be RFC 3339")?),
+            };
+            let key = insert_key(&a, "", &org, &name, scopes, expires_at)?;
+            Ok(
+                serde_json::json!({ "org_id": org, "key": key.expose_secret(), "prefix": key.prefix() }),
+            )
+        }
+        other => Err(format!("unknown command {other}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("interlog-admin: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("interlog-admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_quotes() {
+        assert_eq!(lit("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("Acme").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a\nb").is_err());
+        assert!(check_name(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn args_parse() {
+        let a = parse_args(
+            ["create-org", "--name", "Acme", "--remote"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(a.name.as_deref(), Some("Acme"));
+        assert!(a.remote);
+        assert!(parse_args(["create-org", "--bogus"].map(String::from).into_iter()).is_err());
+    }
+}

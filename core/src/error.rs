@@ -1,0 +1,165 @@
+//! The error enum every layer returns; the Worker's `respond` module is the one
+//! place that turns it into HTTP.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// An API failure. Public text comes from [`ApiError::public_message`]; the
+/// `detail` of `Internal`/`Unavailable` is for logs only.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ApiError {
+    #[error("invalid or missing API key")]
+    Unauthorized,
+    #[error("forbidden: {message}")]
+    Forbidden { message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<String> },
+    #[error("validation failed: {message}")]
+    Validation {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<Value>,
+    },
+    #[error("conflict: {message}")]
+    Conflict { message: String },
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: u64 },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("rate limited")]
+    RateLimited { retry_after_s: u64 },
+    #[error("internal error: {detail}")]
+    Internal { detail: String },
+    #[error("unavailable: {detail}")]
+    Unavailable { retry_after_s: u64, detail: String },
+}
+
+impl ApiError {
+    /// Shorthand for an internal error with a log-only detail.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError::Internal {
+            detail: detail.into(),
+        }
+    }
+
+    /// Shorthand for a validation error without details.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Unauthorized => 401,
+            ApiError::Forbidden { .. } => 403,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Validation { .. } => 400,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::RateLimited { .. } => 429,
+            ApiError::Internal { .. } => 500,
+            ApiError::Unavailable { .. } => 503,
+        }
+    }
+
+    /// Envelope `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Forbidden { .. } => "FORBIDDEN",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::Validation { .. } => "VALIDATION_FAILED",
+            ApiError::Conflict { .. } => "CONFLICT",
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::Internal { .. } => "INTERNAL",
+            ApiError::Unavailable { .. } => "UNAVAILABLE",
+        }
+    }
+
+    /// The message a client sees: never internal detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unauthorized => "invalid or missing API key".into(),
+            ApiError::Forbidden { message }
+            | ApiError::Validation { message, .. }
+            | ApiError::Conflict { message } => message.clone(),
+            ApiError::NotFound => "resource not found".into(),
+            ApiError::MethodNotAllowed { .. } => "method not allowed on this resource".into(),
+            ApiError::PayloadTooLarge { limit } => {
+                format!("request body exceeds the limit of {limit} bytes")
+            }
+            ApiError::UnsupportedMediaType => "request body must be application/json".into(),
+            ApiError::RateLimited { .. } => "rate limit exceeded; retry later".into(),
+            ApiError::Internal { .. } => "internal error".into(),
+            ApiError::Unavailable { .. } => "service temporarily unavailable; retry later".into(),
+        }
+    }
+
+    /// `Retry-After` seconds, where the error has one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_s }
+            | ApiError::Unavailable { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
+    /// The JSON envelope `{"error":{code,message,request_id,details?}}`.
+    pub fn envelope(&self, request_id: &str) -> Value {
+        let mut error = json!({
+            "code": self.code(),
+            "message": self.public_message(),
+            "request_id": request_id,
+        });
+        if let ApiError::Validation {
+            details: Some(d), ..
+        } = self
+        {
+            error["details"] = d.clone();
+        }
+        json!({ "error": error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_envelope_is_the_documented_one() {
+        let v = ApiError::Unauthorized.envelope("req_1");
+        assert_eq!(
+            v.to_string(),
+            r#"{"error":{"code":"UNAUTHORIZED","message":"invalid or missing API key","request_id":"req_1"}}"#
+        );
+    }
+
+    #[test]
+    fn internal_detail_never_public() {
+        let e = ApiError::internal("D1_ERROR: secret table name");
+        assert!(!e.envelope("r").to_string().contains("D1_ERROR"));
+        assert_eq!(e.status(), 500);
+    }
+
+    #[test]
+    fn serde_roundtrip() {
+        let e = ApiError::Validation {
+            message: "type: required".into(),
+            details: Some(json!([1])),
+        };
+        let back: ApiError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.envelope("r")["error"]["details"], json!([1]));
+    }
+}

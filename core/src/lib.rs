@@ -1,0 +1,25 @@
+//! interlog-core: the pure rules of interlog.
+//!
+//! No `worker` dependency, no I/O, no clock: time and randomness are passed in
+//! by the adapters (`now_ms`, entropy byte arrays). Everything here builds and
+//! tests natively.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod crockford;
+pub mod error;
+pub mod hash;
+pub mod ids;
+pub mod key;
+pub mod org;
+pub mod protocol;
+pub mod routes;
+pub mod scope;
+pub mod timefmt;
+
+pub use auth::{AuthFailure, AUTH_FLOOR_MS};
+pub use error::ApiError;
+pub use hash::{KeyDigest, Pepper};
+pub use ids::{InteractionId, OrgId, RequestId};
+pub use key::{ApiKey, KeyPrefix};
+pub use scope::{Scope, Scopes};

@@ -1,0 +1,123 @@
+//! The front Worker ↔ OrgActor protocol: one JSON request per `fetch` to the
+//! org's Durable Object, one JSON reply. Defined once, here.
+
+use crate::auth::AuthFailure;
+use crate::error::ApiError;
+use crate::ids::OrgId;
+use crate::key::KeyPrefix;
+use crate::scope::Scope;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// URL the front Worker posts [`DoRequest`]s to (the host is never resolved).
+pub const ORG_ACTOR_URL: &str = "https://org-actor.internal/rpc";
+
+/// Who is calling, as established by the front Worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Caller {
+    /// A key whose hash verified; the actor still checks it is live and scoped.
+    Key { prefix: KeyPrefix, scope: Scope },
+    /// A key of this org whose hash did not verify: record it, nothing else.
+    FailedKey {
+        prefix: KeyPrefix,
+        reason: AuthFailure,
+    },
+}
+
+/// What the caller asks the actor to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Record a credential failure (used with [`Caller::FailedKey`]).
+    RecordAuthFailure,
+    /// `GET /v1/org`.
+    GetOrg,
+}
+
+/// One call from the front Worker to an OrgActor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoRequest {
+    /// The org the authenticated key belongs to; the actor refuses any other.
+    pub org_id: OrgId,
+    pub request_id: String,
+    pub client_ip: Option<String>,
+    pub caller: Caller,
+    pub op: Op,
+}
+
+/// The actor's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum DoReply {
+    /// Success: status and JSON body for the client.
+    Ok { status: u16, body: Value },
+    /// The key is not live; the actor has written the audit row.
+    Denied { reason: AuthFailure },
+    /// Any other failure, mapped to HTTP by the front Worker.
+    Failed { error: ApiError },
+}
+
+impl DoRequest {
+    /// Serialises for the wire.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Checks that an actor bound to `bound` (if it knows yet) may serve `asked`.
+/// An actor serves exactly one org for its whole life.
+pub fn org_matches(bound: Option<&OrgId>, asked: &OrgId) -> bool {
+    bound.is_none_or(|b| b == asked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(n: u8) -> OrgId {
+        OrgId::generate(u64::from(n), &[n; 10])
+    }
+
+    #[test]
+    fn request_roundtrip() {
+        let r = DoRequest {
+            org_id: org(1),
+            request_id: "req_x".into(),
+            client_ip: Some("203.0.113.9".into()),
+            caller: Caller::Key {
+                prefix: KeyPrefix::parse("ABCDEFGH").unwrap(),
+                scope: Scope::Admin,
+            },
+            op: Op::GetOrg,
+        };
+        let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn reply_roundtrip() {
+        for r in [
+            DoReply::Ok {
+                status: 200,
+                body: serde_json::json!({"a": 1}),
+            },
+            DoReply::Denied {
+                reason: AuthFailure::Revoked,
+            },
+            DoReply::Failed {
+                error: ApiError::NotFound,
+            },
+        ] {
+            let back: DoReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn actor_refuses_other_orgs() {
+        assert!(org_matches(None, &org(1)));
+        assert!(org_matches(Some(&org(1)), &org(1)));
+        assert!(!org_matches(Some(&org(1)), &org(2)));
+    }
+}

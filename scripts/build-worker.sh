@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the wasm Worker (build/index.js + build/index_bg.wasm). Used as the
+# wrangler [build] command. With INTERLOG_PREBUILT=1 and an existing build it
+# does nothing, so a test run compiles the wasm exactly once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${INTERLOG_PREBUILT:-}" == 1 && -f build/index.js && -f build/index_bg.wasm ]]; then
+  exit 0
+fi
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
+exec "$HOME/.cargo/bin/worker-build" --release

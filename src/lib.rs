@@ -1,0 +1,36 @@
+//! The front Worker: routes, authenticates (behind the 80 ms floor) and
+//! forwards each call to the org's `OrgActor`. Stateless.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod respond;
+
+pub use interlog_durable::{Janitor, OrgActor};
+
+use interlog_core::routes::{resolve, Route};
+use interlog_core::{RequestId, AUTH_FLOOR_MS};
+use interlog_durable::platform::{now_ms, random_bytes};
+use respond::{finish, Reply};
+use std::time::Duration;
+use worker::{event, Context, Delay, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    // The floor's timer is the first thing started, before any work.
+    let floor = Delay::from(Duration::from_millis(AUTH_FLOOR_MS));
+    let request_id = random_bytes()
+        .map(|e| RequestId::generate(now_ms() as u64, &e).to_string())
+        .unwrap_or_else(|_| "req_unavailable".into());
+    let outcome = match resolve(req.method().as_ref(), &req.path()) {
+        Ok(Route::Health) => Ok(Reply::json(200, serde_json::json!({ "status": "ok" }))),
+        Ok(Route::Api { scope, op }) => {
+            let (_, out) = futures::join!(
+                floor,
+                auth::authenticate_and_forward(&req, &env, scope, op, &request_id)
+            );
+            out
+        }
+        Err(e) => Err(e),
+    };
+    Ok(finish(outcome, &request_id))
+}
