@@ -1,0 +1,38 @@
+# Sourced by dev.sh and test.sh: prepares a local state folder for wrangler
+# (D1 migrations applied, pepper created in the local Secrets Store).
+# Usage: prepare_state DIR  → sets PERSIST, PEPPER
+set -euo pipefail
+export WRANGLER_SEND_METRICS=false CI=true
+WRANGLER=node_modules/.bin/wrangler
+SECRET_STORE_ID=$(awk -F'"' '/^store_id/ { print $2; exit }' wrangler.toml)
+SECRET_NAME=$(awk -F'"' '/^secret_name/ { print $2; exit }' wrangler.toml)
+
+random_hex() { node -e "process.stdout.write(require('crypto').randomBytes($1).toString('hex'))"; }
+free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
+
+prepare_state() {
+  local dir=$1
+  PERSIST="$dir/persist"
+  mkdir -p "$dir"
+  if [[ ! -s "$dir/pepper" ]]; then
+    rm -rf "$PERSIST"
+    (umask 077 && random_hex 32 > "$dir/pepper")
+    "$WRANGLER" secrets-store secret create "$SECRET_STORE_ID" --name "$SECRET_NAME" \
+      --value "$(cat "$dir/pepper")" --scopes workers --persist-to "$PERSIST" >/dev/null
+  fi
+  PEPPER=$(cat "$dir/pepper")
+  "$WRANGLER" d1 migrations apply DB --local --persist-to "$PERSIST" >/dev/null
+}
+
+# wait_ready LOG PID: until wrangler prints its "Ready on" line (or dies / 180 s).
+wait_ready() {
+  local log=$1 pid=$2
+  for _ in $(seq 360); do
+    grep -q "Ready on" "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "wrangler dev exited" >&2; return 1; }
+    sleep 0.5
+  done
+  cat "$log" >&2
+  echo "wrangler dev did not become ready" >&2
+  return 1
+}

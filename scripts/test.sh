@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, native unit/property tests, one wasm
+# build, then the integration suite over HTTP against a real `wrangler dev`
+# (fresh state folder, free loopback port), which is always stopped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "bootstrap"
+bash scripts/bootstrap.sh --python
+source scripts/local-env.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (native: core, cli)"
+cargo clippy --quiet -p interlog-core -p interlog-cli --all-targets -- -D warnings
+
+step "clippy (wasm32: worker, durable objects)"
+cargo clippy --quiet --target wasm32-unknown-unknown -p interlog -p interlog-durable -- -D warnings
+
+step "unit and property tests (native)"
+cargo test --quiet -p interlog-core -p interlog-cli
+
+step "build: wasm Worker (once) and operator CLI"
+bash scripts/build-worker.sh
+cargo build --quiet -p interlog-cli
+
+step "start the local system"
+STATE=$(mktemp -d -t interlog-test.XXXXXX)
+prepare_state "$STATE"
+PORT=$(free_port)
+INTERLOG_PREBUILT=1 setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" \
+  --show-interactive-dev-session=false > "$STATE/wrangler.log" 2>&1 &
+pid=$!
+cleanup() {
+  kill -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [[ "${KEEP_STATE:-}" != 1 ]]; then rm -rf "$STATE"; fi
+}
+trap cleanup EXIT
+wait_ready "$STATE/wrangler.log" "$pid"
+echo "wrangler dev ready on 127.0.0.1:$PORT (state $STATE)"
+
+step "integration tests"
+set +e
+INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
+  INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" \
+  .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [[ $rc -ne 0 ]]; then
+  echo "--- last lines of wrangler.log ---"; tail -n 60 "$STATE/wrangler.log"
+fi
+exit $rc
