@@ -24,6 +24,25 @@ prepare_state() {
   "$WRANGLER" d1 migrations apply DB --local --persist-to "$PERSIST" >/dev/null
 }
 
+# start_local STATE_DIR PORT: prepares the state and starts `wrangler dev` in
+# its own process group (prebuilt wasm, no rebuild); sets SERVER_PID and
+# SERVER_LOG; stop_local stops it. Waits for the "Ready on" line.
+start_local() {
+  prepare_state "$1"
+  SERVER_LOG="$1/wrangler.log"
+  INTERLOG_PREBUILT=1 setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$2" --persist-to "$PERSIST" \
+    --show-interactive-dev-session=false > "$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "$SERVER_LOG" "$SERVER_PID"
+}
+
+stop_local() {
+  [[ -n "${SERVER_PID:-}" ]] || return 0
+  kill -- "-$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
 # wait_ready LOG PID: until wrangler prints its "Ready on" line (or dies / 180 s).
 wait_ready() {
   local log=$1 pid=$2

@@ -28,18 +28,13 @@ cargo build --quiet -p interlog-cli
 
 step "start the local system"
 STATE=$(mktemp -d -t interlog-test.XXXXXX)
-prepare_state "$STATE"
 PORT=$(free_port)
-INTERLOG_PREBUILT=1 setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" \
-  --show-interactive-dev-session=false > "$STATE/wrangler.log" 2>&1 &
-pid=$!
 cleanup() {
-  kill -- "-$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop_local
   if [[ "${KEEP_STATE:-}" != 1 ]]; then rm -rf "$STATE"; fi
 }
 trap cleanup EXIT
-wait_ready "$STATE/wrangler.log" "$pid"
+start_local "$STATE" "$PORT"
 echo "wrangler dev ready on 127.0.0.1:$PORT (state $STATE)"
 
 step "integration tests"
@@ -50,6 +45,6 @@ INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPE
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then
-  echo "--- last lines of wrangler.log ---"; tail -n 60 "$STATE/wrangler.log"
+  echo "--- last lines of wrangler.log ---"; tail -n 60 "$SERVER_LOG"
 fi
 exit $rc
