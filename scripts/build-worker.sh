@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 if [[ "${INTERLOG_PREBUILT:-}" == 1 && -f build/index.js && -f build/index_bg.wasm ]]; then
   exit 0
 fi
-export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
-exec "$HOME/.cargo/bin/worker-build" --release
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$CARGO_BIN/wasm-bindgen}"
+exec "$CARGO_BIN/worker-build" --release
