@@ -2,7 +2,9 @@
 //! forwards each call to the org's `OrgActor`. Stateless.
 #![forbid(unsafe_code)]
 
+mod api;
 mod auth;
+mod body;
 mod respond;
 
 pub use interlog_durable::{Janitor, OrgActor};
@@ -15,7 +17,7 @@ use std::time::Duration;
 use worker::{event, Context, Delay, Env, Request, Response, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // The floor's timer is the first thing started, before any work.
     let floor = Delay::from(Duration::from_millis(AUTH_FLOOR_MS));
     let request_id = random_bytes()
@@ -23,13 +25,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .unwrap_or_else(|_| "req_unavailable".into());
     let outcome = match resolve(req.method().as_ref(), &req.path()) {
         Ok(Route::Health) => Ok(Reply::json(200, serde_json::json!({ "status": "ok" }))),
-        Ok(Route::Api { scope, op }) => {
-            let (_, out) = futures::join!(
-                floor,
-                auth::authenticate_and_forward(&req, &env, scope, op, &request_id)
-            );
-            out
-        }
+        Ok(Route::Api { scope, endpoint }) => match endpoint.body_limit().map(|l| body::precheck(&req, l)) {
+            Some(Err(e)) => Err(e),
+            _ => {
+                let work = api::handle(&mut req, &env, scope, endpoint, &request_id);
+                let (_, out) = futures::join!(floor, work);
+                out
+            }
+        },
         Err(e) => Err(e),
     };
     Ok(finish(outcome, &request_id))

@@ -10,25 +10,24 @@ use worker::{console_error, Headers, Response};
 pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            body: Some(body),
-        }
+        Self { status, body: Some(body), headers: Vec::new() }
+    }
+
+    /// An answer without a body (204).
+    pub fn empty(status: u16) -> Self {
+        Self { status, body: None, headers: Vec::new() }
     }
 }
 
 fn base_headers(request_id: &str) -> Headers {
     let h = Headers::new();
-    for (k, v) in [
-        ("x-request-id", request_id),
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-    ] {
+    for (k, v) in [("x-request-id", request_id), ("cache-control", "no-store"), ("x-content-type-options", "nosniff")] {
         let _ = h.set(k, v);
     }
     h
@@ -38,7 +37,12 @@ fn base_headers(request_id: &str) -> Headers {
 pub fn finish(outcome: Result<Reply, ApiError>, request_id: &str) -> Response {
     let headers = base_headers(request_id);
     let (status, body) = match outcome {
-        Ok(reply) => (reply.status, reply.body),
+        Ok(reply) => {
+            for (k, v) in &reply.headers {
+                let _ = headers.set(k, v);
+            }
+            (reply.status, reply.body)
+        }
         Err(err) => {
             if err.status() >= 500 {
                 console_error!("request {request_id} failed: {err}");
@@ -61,14 +65,8 @@ pub fn finish(outcome: Result<Reply, ApiError>, request_id: &str) -> Response {
     match body {
         Some(v) => {
             let _ = headers.set("content-type", "application/json");
-            Response::builder()
-                .with_status(status)
-                .with_headers(headers)
-                .fixed(v.to_string().into_bytes())
+            Response::builder().with_status(status).with_headers(headers).fixed(v.to_string().into_bytes())
         }
-        None => Response::builder()
-            .with_status(status)
-            .with_headers(headers)
-            .empty(),
+        None => Response::builder().with_status(status).with_headers(headers).empty(),
     }
 }

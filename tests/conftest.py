@@ -97,3 +97,32 @@ def org_a() -> Org:
 @pytest.fixture(scope="session")
 def org_b() -> Org:
     return new_org("Org B")
+
+
+def scoped_key(org: Org, scopes: str) -> str:
+    return admin("create-key", "--org", org.id, "--scopes", scopes, "--name", f"{scopes} key")["key"]
+
+
+@dataclass
+class Keys:
+    org: Org
+    ingest: str
+    read: str
+    admin: str
+
+
+@pytest.fixture(scope="session")
+def keys_a(org_a) -> Keys:
+    return Keys(org_a, scoped_key(org_a, "ingest"), scoped_key(org_a, "read"), org_a.key)
+
+
+@pytest.fixture(scope="session")
+def keys_b(org_b) -> Keys:
+    return Keys(org_b, scoped_key(org_b, "ingest"), scoped_key(org_b, "read"), org_b.key)
+
+
+def post_json(path: str, key: str, payload, headers: dict | None = None):
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    return call("POST", path, key=key, headers=h, data=data)[0]

@@ -35,10 +35,7 @@ struct Args {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args {
-        command: it.next().ok_or("missing command")?,
-        ..Args::default()
-    };
+    let mut a = Args { command: it.next().ok_or("missing command")?, ..Args::default() };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -70,9 +67,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
@@ -82,8 +77,7 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
 }
 
 fn pepper() -> Result<Pepper, String> {
-    let secret =
-        std::env::var("INTERLOG_PEPPER").map_err(|_| "INTERLOG_PEPPER is not set".to_string())?;
+    let secret = std::env::var("INTERLOG_PEPPER").map_err(|_| "INTERLOG_PEPPER is not set".to_string())?;
     let version = std::env::var("INTERLOG_PEPPER_VERSION")
         .unwrap_or_else(|_| "1".into())
         .parse()
@@ -105,13 +99,7 @@ fn wrangler() -> Vec<String> {
 fn execute(a: &Args, sql: &str) -> Result<(), String> {
     let w = wrangler();
     let mut cmd = Command::new(&w[0]);
-    cmd.args(&w[1..]).args([
-        "d1",
-        "execute",
-        a.database.as_deref().unwrap_or("DB"),
-        "--command",
-        sql,
-    ]);
+    cmd.args(&w[1..]).args(["d1", "execute", a.database.as_deref().unwrap_or("DB"), "--command", sql]);
     if a.remote {
         cmd.arg("--remote");
     } else {
@@ -124,17 +112,11 @@ fn execute(a: &Args, sql: &str) -> Result<(), String> {
         cmd.args(["--config", c]);
     }
     cmd.env("CI", "true").env("WRANGLER_SEND_METRICS", "false");
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run wrangler: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("cannot run wrangler: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
@@ -188,11 +170,7 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
             Ok(serde_json::json!({ "org_id": org, "key": key.expose_secret() }))
         }
         "create-key" => {
-            let org = a
-                .org
-                .as_deref()
-                .and_then(OrgId::parse)
-                .ok_or("--org must be an org id (org_…)")?;
+            let org = a.org.as_deref().and_then(OrgId::parse).ok_or("--org must be an org id (org_…)")?;
             let name = a.name.clone().unwrap_or_else(|| "operator key".into());
             check_name(&name)?;
             let scopes: Scopes = match &a.scopes {
@@ -210,9 +188,7 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
                 Some(t) => Some(parse_rfc3339(t).ok_or("--expires-at must be RFC 3339")?),
             };
             let key = insert_key(&a, "", &org, &name, scopes, expires_at)?;
-            Ok(
-                serde_json::json!({ "org_id": org, "key": key.expose_secret(), "prefix": key.prefix() }),
-            )
+            Ok(serde_json::json!({ "org_id": org, "key": key.expose_secret(), "prefix": key.prefix() }))
         }
         other => Err(format!("unknown command {other}")),
     }
@@ -257,12 +233,7 @@ mod tests {
 
     #[test]
     fn args_parse() {
-        let a = parse_args(
-            ["create-org", "--name", "Acme", "--remote"]
-                .map(String::from)
-                .into_iter(),
-        )
-        .unwrap();
+        let a = parse_args(["create-org", "--name", "Acme", "--remote"].map(String::from).into_iter()).unwrap();
         assert_eq!(a.name.as_deref(), Some("Acme"));
         assert!(a.remote);
         assert!(parse_args(["create-org", "--bogus"].map(String::from).into_iter()).is_err());

@@ -156,11 +156,7 @@ mod tests {
             format!("Token {k}"),
             k.clone(),
         ] {
-            assert_eq!(
-                parse_authorization(Some(&bad)),
-                Err(AuthFailure::Malformed),
-                "{bad:?}"
-            );
+            assert_eq!(parse_authorization(Some(&bad)), Err(AuthFailure::Malformed), "{bad:?}");
         }
     }
 
@@ -183,18 +179,9 @@ mod tests {
         };
         assert_eq!(k.access(Some(Scope::Read), 999), Access::Granted);
         assert_eq!(k.access(None, 999), Access::Granted);
-        assert_eq!(
-            k.access(Some(Scope::Admin), 999),
-            Access::MissingScope(Scope::Admin)
-        );
-        assert_eq!(
-            k.access(Some(Scope::Read), 1_000),
-            Access::Denied(AuthFailure::Expired)
-        );
+        assert_eq!(k.access(Some(Scope::Admin), 999), Access::MissingScope(Scope::Admin));
+        assert_eq!(k.access(Some(Scope::Read), 1_000), Access::Denied(AuthFailure::Expired));
         k.status = KeyStatus::Revoked;
-        assert_eq!(
-            k.access(Some(Scope::Read), 0),
-            Access::Denied(AuthFailure::Revoked)
-        );
+        assert_eq!(k.access(Some(Scope::Read), 0), Access::Denied(AuthFailure::Revoked));
     }
 }

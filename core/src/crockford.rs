@@ -21,9 +21,7 @@ pub fn encode_bits(bytes: &[u8], chars: usize) -> String {
         let mut v = 0u8;
         for j in 0..5 {
             let bit = i * 5 + j;
-            let set = bytes
-                .get(bit / 8)
-                .is_some_and(|b| b & (0x80 >> (bit % 8)) != 0);
+            let set = bytes.get(bit / 8).is_some_and(|b| b & (0x80 >> (bit % 8)) != 0);
             v = (v << 1) | u8::from(set);
         }
         out.push(ALPHABET[usize::from(v)] as char);
@@ -36,11 +34,7 @@ pub fn encode_u128(value: u128) -> String {
     (0..26)
         .map(|i| {
             let shift = 5 * (25 - i);
-            let v = if shift >= 128 {
-                0
-            } else {
-                (value >> shift) & 31
-            };
+            let v = if shift >= 128 { 0 } else { (value >> shift) & 31 };
             ALPHABET[v as usize] as char
         })
         .collect()

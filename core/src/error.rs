@@ -40,17 +40,12 @@ pub enum ApiError {
 impl ApiError {
     /// Shorthand for an internal error with a log-only detail.
     pub fn internal(detail: impl Into<String>) -> Self {
-        ApiError::Internal {
-            detail: detail.into(),
-        }
+        ApiError::Internal { detail: detail.into() }
     }
 
     /// Shorthand for a validation error without details.
     pub fn validation(message: impl Into<String>) -> Self {
-        ApiError::Validation {
-            message: message.into(),
-            details: None,
-        }
+        ApiError::Validation { message: message.into(), details: None }
     }
 
     /// HTTP status.
@@ -91,9 +86,9 @@ impl ApiError {
     pub fn public_message(&self) -> String {
         match self {
             ApiError::Unauthorized => "invalid or missing API key".into(),
-            ApiError::Forbidden { message }
-            | ApiError::Validation { message, .. }
-            | ApiError::Conflict { message } => message.clone(),
+            ApiError::Forbidden { message } | ApiError::Validation { message, .. } | ApiError::Conflict { message } => {
+                message.clone()
+            }
             ApiError::NotFound => "resource not found".into(),
             ApiError::MethodNotAllowed { .. } => "method not allowed on this resource".into(),
             ApiError::PayloadTooLarge { limit } => {
@@ -109,8 +104,9 @@ impl ApiError {
     /// `Retry-After` seconds, where the error has one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after_s }
-            | ApiError::Unavailable { retry_after_s, .. } => Some(*retry_after_s),
+            ApiError::RateLimited { retry_after_s } | ApiError::Unavailable { retry_after_s, .. } => {
+                Some(*retry_after_s)
+            }
             _ => None,
         }
     }
@@ -122,10 +118,7 @@ impl ApiError {
             "message": self.public_message(),
             "request_id": request_id,
         });
-        if let ApiError::Validation {
-            details: Some(d), ..
-        } = self
-        {
+        if let ApiError::Validation { details: Some(d), .. } = self {
             error["details"] = d.clone();
         }
         json!({ "error": error })
@@ -154,10 +147,7 @@ mod tests {
 
     #[test]
     fn serde_roundtrip() {
-        let e = ApiError::Validation {
-            message: "type: required".into(),
-            details: Some(json!([1])),
-        };
+        let e = ApiError::Validation { message: "type: required".into(), details: Some(json!([1])) };
         let back: ApiError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.envelope("r")["error"]["details"], json!([1]));

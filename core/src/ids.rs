@@ -10,9 +10,7 @@ pub const ID_ENTROPY_BYTES: usize = 10;
 
 fn sortable(now_ms: u64, entropy: &[u8; ID_ENTROPY_BYTES]) -> String {
     let time = u128::from(now_ms & 0xFFFF_FFFF_FFFF);
-    let rand = entropy
-        .iter()
-        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let rand = entropy.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
     crockford::encode_u128((time << 80) | rand)
 }
 

@@ -71,9 +71,7 @@ pub struct KeyPrefix([u8; PREFIX_LEN]);
 impl KeyPrefix {
     /// Parses a prefix as shown in listings (any case, exactly 8 symbols).
     pub fn parse(s: &str) -> Result<Self, MalformedKey> {
-        crockford::parse_symbols::<PREFIX_LEN>(s)
-            .map(Self)
-            .ok_or(MalformedKey)
+        crockford::parse_symbols::<PREFIX_LEN>(s).map(Self).ok_or(MalformedKey)
     }
 
     /// The canonical text.

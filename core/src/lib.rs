@@ -7,10 +7,13 @@
 
 pub mod auth;
 pub mod crockford;
+pub mod cursor;
 pub mod error;
 pub mod hash;
 pub mod ids;
+pub mod interaction;
 pub mod key;
+pub mod listing;
 pub mod org;
 pub mod protocol;
 pub mod routes;

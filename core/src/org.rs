@@ -16,13 +16,7 @@ pub struct OrgView {
 
 impl OrgView {
     /// Builds the view from stored columns (times in Unix ms).
-    pub fn from_row(
-        id: OrgId,
-        name: String,
-        allowed_origins_json: &str,
-        created_at: i64,
-        updated_at: i64,
-    ) -> Self {
+    pub fn from_row(id: OrgId, name: String, allowed_origins_json: &str, created_at: i64, updated_at: i64) -> Self {
         Self {
             id,
             name,

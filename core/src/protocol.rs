@@ -2,9 +2,12 @@
 //! org's Durable Object, one JSON reply. Defined once, here.
 
 use crate::auth::AuthFailure;
+use crate::cursor::PagePosition;
 use crate::error::ApiError;
 use crate::ids::OrgId;
+use crate::interaction::NewInteraction;
 use crate::key::KeyPrefix;
+use crate::listing::InteractionFilter;
 use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,10 +22,7 @@ pub enum Caller {
     /// A key whose hash verified; the actor still checks it is live and scoped.
     Key { prefix: KeyPrefix, scope: Scope },
     /// A key of this org whose hash did not verify: record it, nothing else.
-    FailedKey {
-        prefix: KeyPrefix,
-        reason: AuthFailure,
-    },
+    FailedKey { prefix: KeyPrefix, reason: AuthFailure },
 }
 
 /// What the caller asks the actor to do.
@@ -33,6 +33,19 @@ pub enum Op {
     RecordAuthFailure,
     /// `GET /v1/org`.
     GetOrg,
+    /// `POST /v1/interactions`.
+    CreateInteraction { item: NewInteraction },
+    /// `POST /v1/interactions/batch`: all or nothing.
+    CreateInteractions { items: Vec<NewInteraction> },
+    /// `GET /v1/interactions`: newest first, after `after` if given.
+    ListInteractions { filter: InteractionFilter, limit: u32, after: Option<PagePosition> },
+    /// `GET /v1/interactions/{id}`.
+    GetInteraction { id: String },
+    /// `DELETE /v1/interactions/{id}`.
+    DeleteInteraction { id: String },
+    /// The request itself is invalid: answer `error`, but only once the key
+    /// is confirmed live (so a dead key never learns more than 401).
+    Invalid { error: ApiError },
 }
 
 /// One call from the front Worker to an OrgActor.
@@ -50,8 +63,17 @@ pub struct DoRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum DoReply {
-    /// Success: status and JSON body for the client.
-    Ok { status: u16, body: Value },
+    /// Success: status and JSON body for the client (`Null`: no body). A
+    /// listing names where its next page starts; the front Worker turns that
+    /// into a signed cursor.
+    Ok {
+        status: u16,
+        body: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<PagePosition>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
+    },
     /// The key is not live; the actor has written the audit row.
     Denied { reason: AuthFailure },
     /// Any other failure, mapped to HTTP by the front Worker.
@@ -85,10 +107,7 @@ mod tests {
             org_id: org(1),
             request_id: "req_x".into(),
             client_ip: Some("203.0.113.9".into()),
-            caller: Caller::Key {
-                prefix: KeyPrefix::parse("ABCDEFGH").unwrap(),
-                scope: Scope::Admin,
-            },
+            caller: Caller::Key { prefix: KeyPrefix::parse("ABCDEFGH").unwrap(), scope: Scope::Admin },
             op: Op::GetOrg,
         };
         let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();
@@ -98,16 +117,15 @@ mod tests {
     #[test]
     fn reply_roundtrip() {
         for r in [
+            DoReply::Ok { status: 200, body: serde_json::json!({"a": 1}), next: None, replayed: false },
             DoReply::Ok {
                 status: 200,
-                body: serde_json::json!({"a": 1}),
+                body: serde_json::json!([]),
+                next: Some(PagePosition { at: 5, id: "int_x".into() }),
+                replayed: true,
             },
-            DoReply::Denied {
-                reason: AuthFailure::Revoked,
-            },
-            DoReply::Failed {
-                error: ApiError::NotFound,
-            },
+            DoReply::Denied { reason: AuthFailure::Revoked },
+            DoReply::Failed { error: ApiError::NotFound },
         ] {
             let back: DoReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
             assert_eq!(back, r);

@@ -1,39 +1,67 @@
-//! The route table: method + path → what to do and which scope it needs.
+//! The route table: method + path → endpoint and the scope it needs.
 //! Unknown paths are 404, known paths with another method 405 (with `Allow`).
 
 use crate::error::ApiError;
-use crate::protocol::Op;
+use crate::interaction::{BATCH_BODY_LIMIT, SINGLE_BODY_LIMIT};
 use crate::scope::Scope;
 
+/// An authenticated endpoint, before its body or query is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    GetOrg,
+    CreateInteraction,
+    CreateInteractions,
+    ListInteractions,
+    GetInteraction(String),
+    DeleteInteraction(String),
+}
+
+impl Endpoint {
+    /// Body cap in bytes for endpoints that take a JSON body.
+    pub fn body_limit(&self) -> Option<u64> {
+        match self {
+            Endpoint::CreateInteraction => Some(SINGLE_BODY_LIMIT),
+            Endpoint::CreateInteractions => Some(BATCH_BODY_LIMIT),
+            _ => None,
+        }
+    }
+}
+
 /// A resolved route.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `GET /v1/health`: no auth, no rate limit.
     Health,
     /// An authenticated call forwarded to the org's actor.
-    Api { scope: Scope, op: Op },
+    Api { scope: Scope, endpoint: Endpoint },
+}
+
+fn api(scope: Scope, endpoint: Endpoint) -> Route {
+    Route::Api { scope, endpoint }
 }
 
 /// Resolves a request line. `method` is upper case as sent.
 pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
-    let allowed: &[(&str, Route)] = match path {
-        "/v1/health" => &[("GET", Route::Health)],
-        "/v1/org" => &[(
-            "GET",
-            Route::Api {
-                scope: Scope::Admin,
-                op: Op::GetOrg,
-            },
-        )],
-        _ => return Err(ApiError::NotFound),
+    let allowed: Vec<(&str, Route)> = match path {
+        "/v1/health" => vec![("GET", Route::Health)],
+        "/v1/org" => vec![("GET", api(Scope::Admin, Endpoint::GetOrg))],
+        "/v1/interactions" => vec![
+            ("GET", api(Scope::Read, Endpoint::ListInteractions)),
+            ("POST", api(Scope::Ingest, Endpoint::CreateInteraction)),
+        ],
+        "/v1/interactions/batch" => {
+            vec![("POST", api(Scope::Ingest, Endpoint::CreateInteractions))]
+        }
+        _ => match path.strip_prefix("/v1/interactions/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => vec![
+                ("GET", api(Scope::Read, Endpoint::GetInteraction(id.to_string()))),
+                ("DELETE", api(Scope::Admin, Endpoint::DeleteInteraction(id.to_string()))),
+            ],
+            _ => return Err(ApiError::NotFound),
+        },
     };
-    allowed
-        .iter()
-        .find(|(m, _)| *m == method)
-        .map(|(_, r)| r.clone())
-        .ok_or_else(|| ApiError::MethodNotAllowed {
-            allow: allowed.iter().map(|(m, _)| (*m).to_string()).collect(),
-        })
+    let allow: Vec<String> = allowed.iter().map(|(m, _)| (*m).to_string()).collect();
+    allowed.into_iter().find(|(m, _)| *m == method).map(|(_, r)| r).ok_or(ApiError::MethodNotAllowed { allow })
 }
 
 #[cfg(test)]
@@ -43,12 +71,16 @@ mod tests {
     #[test]
     fn known_routes() {
         assert_eq!(resolve("GET", "/v1/health"), Ok(Route::Health));
+        assert_eq!(resolve("GET", "/v1/org"), Ok(api(Scope::Admin, Endpoint::GetOrg)));
+        assert_eq!(resolve("POST", "/v1/interactions"), Ok(api(Scope::Ingest, Endpoint::CreateInteraction)));
+        assert_eq!(resolve("POST", "/v1/interactions/batch"), Ok(api(Scope::Ingest, Endpoint::CreateInteractions)));
         assert_eq!(
-            resolve("GET", "/v1/org"),
-            Ok(Route::Api {
-                scope: Scope::Admin,
-                op: Op::GetOrg
-            })
+            resolve("GET", "/v1/interactions/int_1"),
+            Ok(api(Scope::Read, Endpoint::GetInteraction("int_1".into())))
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/interactions/int_1"),
+            Ok(api(Scope::Admin, Endpoint::DeleteInteraction("int_1".into())))
         );
     }
 
@@ -56,11 +88,16 @@ mod tests {
     fn unknown_path_404_wrong_method_405() {
         assert_eq!(resolve("GET", "/v1/org/"), Err(ApiError::NotFound));
         assert_eq!(resolve("GET", "/"), Err(ApiError::NotFound));
+        assert_eq!(resolve("GET", "/v1/interactions/"), Err(ApiError::NotFound));
+        assert_eq!(resolve("GET", "/v1/interactions/a/b"), Err(ApiError::NotFound));
+        assert_eq!(resolve("DELETE", "/v1/org"), Err(ApiError::MethodNotAllowed { allow: vec!["GET".into()] }));
         assert_eq!(
-            resolve("DELETE", "/v1/org"),
-            Err(ApiError::MethodNotAllowed {
-                allow: vec!["GET".into()]
-            })
+            resolve("GET", "/v1/interactions/batch"),
+            Err(ApiError::MethodNotAllowed { allow: vec!["POST".into()] })
+        );
+        assert_eq!(
+            resolve("PUT", "/v1/interactions"),
+            Err(ApiError::MethodNotAllowed { allow: vec!["GET".into(), "POST".into()] })
         );
     }
 }

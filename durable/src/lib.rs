@@ -4,6 +4,7 @@
 //! belong to no org). `platform` holds the thin adapters both sides share.
 #![forbid(unsafe_code)]
 
+pub mod interactions;
 pub mod janitor;
 pub mod org_actor;
 pub mod platform;

@@ -2,6 +2,7 @@
 //! any other), it holds the authoritative live state of the org's keys and
 //! executes every read and write of the org's rows.
 
+use crate::interactions;
 use crate::platform::{now_ms, storage_error, write_audit, AuditEntry};
 use interlog_core::auth::{Access, AuthFailure, KeyState, KeyStatus};
 use interlog_core::org::OrgView;
@@ -40,20 +41,13 @@ struct OrgRow {
 
 impl DurableObject for OrgActor {
     fn new(state: State, env: Env) -> Self {
-        Self {
-            state,
-            env,
-            bound: RefCell::new(None),
-            keys: RefCell::new(None),
-        }
+        Self { state, env, bound: RefCell::new(None), keys: RefCell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let reply = match req.json::<DoRequest>().await {
             Ok(call) => self.handle(call).await,
-            Err(e) => DoReply::Failed {
-                error: ApiError::internal(format!("bad actor request: {e}")),
-            },
+            Err(e) => DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
         };
         Response::from_json(&reply)
     }
@@ -77,20 +71,15 @@ impl OrgActor {
             Caller::Key { prefix, scope } => {
                 let now = now_ms();
                 let state = self.key_state(&call.org_id, prefix).await?;
-                let access = state.map_or(Access::Denied(AuthFailure::UnknownPrefix), |k| {
-                    k.access(Some(*scope), now)
-                });
+                let access = state.map_or(Access::Denied(AuthFailure::UnknownPrefix), |k| k.access(Some(*scope), now));
                 match access {
                     Access::Denied(reason) => {
                         self.audit_failure(call, Some(*prefix), reason).await;
                         Ok(DoReply::Denied { reason })
                     }
                     Access::MissingScope(s) => {
-                        self.audit(call, "auth.forbidden", Some(s.as_str()), Some(*prefix))
-                            .await;
-                        Err(ApiError::Forbidden {
-                            message: format!("this API key lacks the '{s}' scope"),
-                        })
+                        self.audit(call, "auth.forbidden", Some(s.as_str()), Some(*prefix), None).await;
+                        Err(ApiError::Forbidden { message: format!("this API key lacks the '{s}' scope") })
                     }
                     Access::Granted => self.run(call).await,
                 }
@@ -99,28 +88,44 @@ impl OrgActor {
     }
 
     async fn run(&self, call: &DoRequest) -> std::result::Result<DoReply, ApiError> {
-        match call.op {
+        let org = &call.org_id;
+        let db = || self.env.d1("DB").map_err(|e| storage_error("d1 binding", e));
+        match &call.op {
             Op::GetOrg => {
-                let view = self.org_view(&call.org_id).await?;
-                let body =
-                    serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(DoReply::Ok { status: 200, body })
+                let view = self.org_view(org).await?;
+                let body = serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(DoReply::Ok { status: 200, body, next: None, replayed: false })
             }
-            Op::RecordAuthFailure => {
-                Err(ApiError::internal("record_auth_failure needs a failed key"))
+            Op::CreateInteraction { item } => interactions::create_one(&db()?, org, item).await,
+            Op::CreateInteractions { items } => interactions::create_many(&db()?, org, items).await,
+            Op::ListInteractions { filter, limit, after } => {
+                interactions::list(&db()?, org, filter, *limit, after.as_ref()).await
             }
+            Op::GetInteraction { id } => interactions::get(&db()?, org, id).await,
+            Op::DeleteInteraction { id } => {
+                if !interactions::delete(&db()?, org, id).await? {
+                    return Err(ApiError::NotFound);
+                }
+                let detail = serde_json::json!({ "interaction_id": id }).to_string();
+                self.audit(call, "interaction.deleted", None, self.caller_prefix(call), Some(&detail)).await;
+                Ok(DoReply::Ok { status: 204, body: serde_json::Value::Null, next: None, replayed: false })
+            }
+            Op::Invalid { error } => Err(error.clone()),
+            Op::RecordAuthFailure => Err(ApiError::internal("record_auth_failure needs a failed key")),
+        }
+    }
+
+    fn caller_prefix(&self, call: &DoRequest) -> Option<KeyPrefix> {
+        match call.caller {
+            Caller::Key { prefix, .. } | Caller::FailedKey { prefix, .. } => Some(prefix),
         }
     }
 
     /// Binds this actor to `asked` on first use; refuses any other org after.
     async fn bind_org(&self, asked: &OrgId) -> std::result::Result<(), ApiError> {
         if self.bound.borrow().is_none() {
-            let stored: Option<String> = self
-                .state
-                .storage()
-                .get(BOUND_ORG_KEY)
-                .await
-                .map_err(|e| storage_error("actor bound org", e))?;
+            let stored: Option<String> =
+                self.state.storage().get(BOUND_ORG_KEY).await.map_err(|e| storage_error("actor bound org", e))?;
             match stored.as_deref().map(OrgId::parse) {
                 Some(Some(org)) => *self.bound.borrow_mut() = Some(org),
                 Some(None) => return Err(ApiError::internal("actor holds an unparseable org id")),
@@ -139,19 +144,13 @@ impl OrgActor {
             Ok(())
         } else {
             console_error!("org actor bound to {bound:?} refused a call for {asked}");
-            Err(ApiError::internal(
-                "org actor refused a call for another org",
-            ))
+            Err(ApiError::internal("org actor refused a call for another org"))
         }
     }
 
     /// The live state of `prefix`, loading the org's keys from D1 on first use
     /// and reloading once when a prefix is not known yet (a key made elsewhere).
-    async fn key_state(
-        &self,
-        org: &OrgId,
-        prefix: &KeyPrefix,
-    ) -> std::result::Result<Option<KeyState>, ApiError> {
+    async fn key_state(&self, org: &OrgId, prefix: &KeyPrefix) -> std::result::Result<Option<KeyState>, ApiError> {
         let cached = self.keys.borrow().as_ref().map(|m| m.get(prefix).cloned());
         if let Some(Some(k)) = cached {
             return Ok(Some(k));
@@ -162,14 +161,8 @@ impl OrgActor {
         Ok(found)
     }
 
-    async fn load_keys(
-        &self,
-        org: &OrgId,
-    ) -> std::result::Result<HashMap<KeyPrefix, KeyState>, ApiError> {
-        let db = self
-            .env
-            .d1("DB")
-            .map_err(|e| storage_error("d1 binding", e))?;
+    async fn load_keys(&self, org: &OrgId) -> std::result::Result<HashMap<KeyPrefix, KeyState>, ApiError> {
+        let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
         let rows: Vec<KeyRow> = db
             .prepare("SELECT prefix, scopes, state, expires_at FROM api_keys WHERE org_id = ?1")
             .bind(&[org.as_str().into()])
@@ -181,33 +174,20 @@ impl OrgActor {
             .map_err(|e| storage_error("keys decode", e))?;
         let mut map = HashMap::with_capacity(rows.len());
         for r in rows {
-            let (Ok(prefix), Some(scopes), Some(status)) = (
-                KeyPrefix::parse(&r.prefix),
-                Scopes::from_db(&r.scopes),
-                KeyStatus::parse(&r.state),
-            ) else {
+            let (Ok(prefix), Some(scopes), Some(status)) =
+                (KeyPrefix::parse(&r.prefix), Scopes::from_db(&r.scopes), KeyStatus::parse(&r.state))
+            else {
                 console_error!("skipping unreadable api_keys row (prefix {})", r.prefix);
                 continue;
             };
             let expires_at = r.expires_at.map(|v| v as i64);
-            map.insert(
-                prefix,
-                KeyState {
-                    prefix,
-                    scopes,
-                    status,
-                    expires_at,
-                },
-            );
+            map.insert(prefix, KeyState { prefix, scopes, status, expires_at });
         }
         Ok(map)
     }
 
     async fn org_view(&self, org: &OrgId) -> std::result::Result<OrgView, ApiError> {
-        let db = self
-            .env
-            .d1("DB")
-            .map_err(|e| storage_error("d1 binding", e))?;
+        let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
         let row: Option<OrgRow> = db
             .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
             .bind(&[org.as_str().into()])
@@ -216,23 +196,11 @@ impl OrgActor {
             .await
             .map_err(|e| storage_error("org select", e))?;
         let row = row.ok_or(ApiError::NotFound)?;
-        Ok(OrgView::from_row(
-            org.clone(),
-            row.name,
-            &row.allowed_origins,
-            row.created_at as i64,
-            row.updated_at as i64,
-        ))
+        Ok(OrgView::from_row(org.clone(), row.name, &row.allowed_origins, row.created_at as i64, row.updated_at as i64))
     }
 
-    async fn audit_failure(
-        &self,
-        call: &DoRequest,
-        prefix: Option<KeyPrefix>,
-        reason: AuthFailure,
-    ) {
-        self.audit(call, "auth.failure", Some(reason.reason()), prefix)
-            .await;
+    async fn audit_failure(&self, call: &DoRequest, prefix: Option<KeyPrefix>, reason: AuthFailure) {
+        self.audit(call, "auth.failure", Some(reason.reason()), prefix, None).await;
     }
 
     async fn audit(
@@ -241,6 +209,7 @@ impl OrgActor {
         action: &str,
         reason: Option<&str>,
         prefix: Option<KeyPrefix>,
+        detail: Option<&str>,
     ) {
         let Ok(db) = self.env.d1("DB") else {
             console_error!("audit: no DB binding");
@@ -255,6 +224,7 @@ impl OrgActor {
             prefix: prefix_text.as_deref(),
             ip: call.client_ip.as_deref(),
             request_id: &call.request_id,
+            detail,
         };
         // Logged inside; an audit failure must not change the client's answer.
         let _ = write_audit(&db, &entry).await;

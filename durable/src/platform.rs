@@ -20,10 +20,7 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
 /// Maps a storage failure to a retryable 503, logging the detail.
 pub fn storage_error(context: &str, err: worker::Error) -> ApiError {
     console_error!("storage error in {context}: {err}");
-    ApiError::Unavailable {
-        retry_after_s: 1,
-        detail: format!("{context}: {err}"),
-    }
+    ApiError::Unavailable { retry_after_s: 1, detail: format!("{context}: {err}") }
 }
 
 /// Binds an optional string as TEXT or NULL.
@@ -46,14 +43,16 @@ pub struct AuditEntry<'a> {
     pub prefix: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub request_id: &'a str,
+    /// JSON text with extra facts (never key material).
+    pub detail: Option<&'a str>,
 }
 
 /// Appends an audit row. Failures are logged (without key material) and
 /// reported to the caller, who decides whether they matter.
 pub async fn write_audit(db: &D1Database, e: &AuditEntry<'_>) -> Result<(), ApiError> {
     db.prepare(
-        "INSERT INTO audit_log (org_id, at, action, reason, prefix, ip, request_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO audit_log (org_id, at, action, reason, prefix, ip, request_id, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .bind(&[
         opt_str(e.org_id),
@@ -63,6 +62,7 @@ pub async fn write_audit(db: &D1Database, e: &AuditEntry<'_>) -> Result<(), ApiE
         opt_str(e.prefix),
         opt_str(e.ip),
         e.request_id.into(),
+        opt_str(e.detail),
     ])
     .map_err(|err| storage_error("audit bind", err))?
     .run()

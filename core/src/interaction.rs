@@ -1,0 +1,365 @@
+//! Interactions: validating what clients send (every problem reported with its
+//! field, and its item index in a batch) and the shape the API returns.
+
+use crate::timefmt::{parse_rfc3339, rfc3339};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Body cap of `POST /v1/interactions` (1 MiB).
+pub const SINGLE_BODY_LIMIT: u64 = 1024 * 1024;
+/// Body cap of `POST /v1/interactions/batch` (5 MiB).
+pub const BATCH_BODY_LIMIT: u64 = 5 * 1024 * 1024;
+/// Items in one batch.
+pub const MAX_BATCH_ITEMS: usize = 100;
+/// `type`: 1–64 characters of `[a-z0-9_.:-]`.
+pub const MAX_TYPE_LEN: usize = 64;
+/// `actor`, `session`: at most 256 characters.
+pub const MAX_LABEL_LEN: usize = 256;
+/// `idempotency_key`: 1–128 characters.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// `occurred_at` may lie at most this far in the future.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+const FIELDS: [&str; 7] = ["type", "occurred_at", "actor", "session", "content", "metadata", "idempotency_key"];
+
+/// A validated interaction, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInteraction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: i64,
+    pub actor: Option<String>,
+    pub session: Option<String>,
+    pub content: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub idempotency_key: Option<String>,
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { index: None, field: field.into(), message: message.into() }
+    }
+}
+
+/// Checks an idempotency key (also used for the `Idempotency-Key` header).
+pub fn check_idempotency_key(k: &str) -> Result<(), String> {
+    let n = k.chars().count();
+    if n == 0 || n > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(format!("must be 1-{MAX_IDEMPOTENCY_KEY_LEN} characters"));
+    }
+    if k.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn check_type(t: &str) -> Result<(), String> {
+    let ok_chars = t.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b':' | b'-'));
+    if t.is_empty() || t.len() > MAX_TYPE_LEN || !ok_chars {
+        return Err(format!("must be 1-{MAX_TYPE_LEN} characters of [a-z0-9_.:-]"));
+    }
+    Ok(())
+}
+
+fn opt_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    max_chars: Option<usize>,
+    errs: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            if max_chars.is_some_and(|m| s.chars().count() > m) {
+                errs.push(FieldError::new(field, format!("must be at most {} characters", max_chars.unwrap_or(0))));
+            }
+            Some(s.clone())
+        }
+        Some(_) => {
+            errs.push(FieldError::new(field, "must be a string"));
+            None
+        }
+    }
+}
+
+/// Validates one interaction object at `now_ms`.
+pub fn validate(value: &Value, now_ms: i64) -> Result<NewInteraction, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new("", "must be a JSON object")]);
+    };
+    let mut errs: Vec<FieldError> =
+        obj.keys().filter(|k| !FIELDS.contains(&k.as_str())).map(|k| FieldError::new(k, "unknown field")).collect();
+
+    let kind = match obj.get("type") {
+        Some(Value::String(t)) => {
+            if let Err(m) = check_type(t) {
+                errs.push(FieldError::new("type", m));
+            }
+            t.clone()
+        }
+        None | Some(Value::Null) => {
+            errs.push(FieldError::new("type", "is required"));
+            String::new()
+        }
+        Some(_) => {
+            errs.push(FieldError::new("type", "must be a string"));
+            String::new()
+        }
+    };
+    let occurred_at = match obj.get("occurred_at") {
+        None | Some(Value::Null) => now_ms,
+        Some(Value::String(s)) => match parse_rfc3339(s) {
+            Some(t) if t > now_ms + MAX_FUTURE_SKEW_MS => {
+                errs.push(FieldError::new("occurred_at", "must not be more than 5 minutes in the future"));
+                t
+            }
+            Some(t) if t < 0 => {
+                errs.push(FieldError::new("occurred_at", "must not be before 1970-01-01T00:00:00Z"));
+                t
+            }
+            Some(t) => t,
+            None => {
+                errs.push(FieldError::new("occurred_at", "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"));
+                now_ms
+            }
+        },
+        Some(_) => {
+            errs.push(FieldError::new("occurred_at", "must be an RFC 3339 date-time string"));
+            now_ms
+        }
+    };
+    let actor = opt_string(obj, "actor", Some(MAX_LABEL_LEN), &mut errs);
+    let session = opt_string(obj, "session", Some(MAX_LABEL_LEN), &mut errs);
+    let content = opt_string(obj, "content", None, &mut errs);
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => {
+            errs.push(FieldError::new("metadata", "must be a JSON object"));
+            None
+        }
+    };
+    let idempotency_key = opt_string(obj, "idempotency_key", None, &mut errs);
+    if let Some(k) = &idempotency_key {
+        if let Err(m) = check_idempotency_key(k) {
+            errs.push(FieldError::new("idempotency_key", m));
+        }
+    }
+    if errs.is_empty() {
+        Ok(NewInteraction { kind, occurred_at, actor, session, content, metadata, idempotency_key })
+    } else {
+        Err(errs)
+    }
+}
+
+/// Validates a batch body `{"interactions":[…]}`: all items or none.
+pub fn validate_batch(value: &Value, now_ms: i64) -> Result<Vec<NewInteraction>, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new("", "must be a JSON object with an \"interactions\" array")]);
+    };
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "interactions") {
+        return Err(vec![FieldError::new(k, "unknown field")]);
+    }
+    let Some(items) = obj.get("interactions").and_then(Value::as_array) else {
+        return Err(vec![FieldError::new("interactions", "is required and must be an array")]);
+    };
+    if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
+        return Err(vec![FieldError::new(
+            "interactions",
+            format!("must hold 1-{MAX_BATCH_ITEMS} items (got {})", items.len()),
+        )]);
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut errs = Vec::new();
+    let mut seen_keys = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        match validate(item, now_ms) {
+            Ok(v) => {
+                if let Some(k) = &v.idempotency_key {
+                    if let Some(first) = seen_keys.insert(k.clone(), i) {
+                        errs.push(FieldError {
+                            index: Some(i),
+                            field: "idempotency_key".into(),
+                            message: format!("duplicates item {first} of this batch"),
+                        });
+                    }
+                }
+                out.push(v);
+            }
+            Err(es) => errs.extend(es.into_iter().map(|e| FieldError { index: Some(i), ..e })),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Summarises field errors for the envelope's `message`.
+pub fn summary(errs: &[FieldError]) -> String {
+    let first = errs.first().map_or_else(String::new, |e| match e.index {
+        Some(i) => format!("interactions[{i}].{}: {}", e.field, e.message),
+        None if e.field.is_empty() => format!("body {}", e.message),
+        None => format!("{}: {}", e.field, e.message),
+    });
+    match errs.len() {
+        0 | 1 => first,
+        n => format!("{first} (and {} more problem{})", n - 1, if n == 2 { "" } else { "s" }),
+    }
+}
+
+/// An interaction as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: String,
+    pub received_at: String,
+    pub actor: Option<String>,
+    pub session: Option<String>,
+    pub content: Option<String>,
+    pub metadata: Option<Value>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Stored columns of one `interactions` row (times in Unix ms, metadata as text).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InteractionRow {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: f64,
+    pub received_at: f64,
+    pub actor: Option<String>,
+    pub session: Option<String>,
+    pub content: Option<String>,
+    pub metadata: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl From<InteractionRow> for Interaction {
+    fn from(r: InteractionRow) -> Self {
+        Self {
+            id: r.id,
+            kind: r.kind,
+            occurred_at: rfc3339(r.occurred_at as i64),
+            received_at: rfc3339(r.received_at as i64),
+            actor: r.actor,
+            session: r.session,
+            content: r.content,
+            metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            idempotency_key: r.idempotency_key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn fields(e: &[FieldError]) -> Vec<&str> {
+        e.iter().map(|x| x.field.as_str()).collect()
+    }
+
+    #[test]
+    fn minimal_is_valid_and_defaults_time() {
+        let v = validate(&json!({"type": "chat.turn"}), NOW).unwrap();
+        assert_eq!(v.kind, "chat.turn");
+        assert_eq!(v.occurred_at, NOW);
+        assert_eq!(v.actor, None);
+    }
+
+    #[test]
+    fn full_is_valid() {
+        let v = validate(
+            &json!({"type": "a:b-c_d.e", "occurred_at": "2026-01-01T00:00:00Z", "actor": "u1", "session": "s",
+                    "content": "hi", "metadata": {"k": [1]}, "idempotency_key": "k1"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(v.metadata.unwrap()["k"], json!([1]));
+        assert_eq!(v.idempotency_key.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let e = validate(
+            &json!({"type": "Bad Type", "occurred_at": "soon", "actor": 5, "metadata": [], "extra": 1,
+                    "idempotency_key": ""}),
+            NOW,
+        )
+        .unwrap_err();
+        let mut f = fields(&e);
+        f.sort();
+        assert_eq!(f, vec!["actor", "extra", "idempotency_key", "metadata", "occurred_at", "type"]);
+        assert!(summary(&e).contains("(and 5 more problems)"));
+    }
+
+    #[test]
+    fn type_rules() {
+        assert!(validate(&json!({}), NOW).is_err());
+        assert!(validate(&json!({"type": ""}), NOW).is_err());
+        assert!(validate(&json!({"type": "x".repeat(64)}), NOW).is_ok());
+        assert!(validate(&json!({"type": "x".repeat(65)}), NOW).is_err());
+        assert!(validate(&json!({"type": "é"}), NOW).is_err());
+    }
+
+    #[test]
+    fn occurred_at_window() {
+        let at = |ms: i64| json!({"type": "t", "occurred_at": rfc3339(ms)});
+        assert!(validate(&at(NOW + MAX_FUTURE_SKEW_MS), NOW).is_ok());
+        assert!(validate(&at(NOW + MAX_FUTURE_SKEW_MS + 1), NOW).is_err());
+        assert!(validate(&at(0), NOW).is_ok());
+    }
+
+    #[test]
+    fn label_lengths_count_characters() {
+        assert!(validate(&json!({"type": "t", "actor": "é".repeat(256)}), NOW).is_ok());
+        assert!(validate(&json!({"type": "t", "actor": "é".repeat(257)}), NOW).is_err());
+        assert!(validate(&json!({"type": "t", "idempotency_key": "k".repeat(129)}), NOW).is_err());
+    }
+
+    #[test]
+    fn batch_rules() {
+        let item = json!({"type": "t"});
+        assert_eq!(validate_batch(&json!({"interactions": vec![item.clone(); 100]}), NOW).unwrap().len(), 100);
+        let e = validate_batch(&json!({"interactions": vec![item.clone(); 101]}), NOW).unwrap_err();
+        assert!(e[0].message.contains("1-100"));
+        assert!(validate_batch(&json!({"interactions": []}), NOW).is_err());
+        assert!(validate_batch(&json!({"items": []}), NOW).is_err());
+        let e = validate_batch(&json!({"interactions": [item, {"type": 1}, {"type": "t", "idempotency_key": "a"}, {"type": "t", "idempotency_key": "a"}]}), NOW).unwrap_err();
+        assert_eq!(e.iter().map(|x| x.index).collect::<Vec<_>>(), vec![Some(1), Some(3)]);
+        assert!(summary(&e).starts_with("interactions[1].type"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_never_panics(s in "\\PC{0,200}") {
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                let _ = validate(&v, NOW);
+                let _ = validate_batch(&v, NOW);
+            }
+        }
+
+        #[test]
+        fn valid_types_accepted(t in "[a-z0-9_.:-]{1,64}") {
+            let ok = validate(&json!({"type": t}), NOW).is_ok();
+            prop_assert!(ok);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Query strings of listing routes: `limit`, `cursor` and per-route filters.
+//! Unknown or repeated parameters are refused with a message naming them.
+
+use crate::error::ApiError;
+use crate::timefmt::parse_rfc3339;
+use serde::{Deserialize, Serialize};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 200;
+
+/// Filters of `GET /v1/interactions`. `since` is inclusive, `until` exclusive,
+/// both on `occurred_at`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionFilter {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub actor: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+impl InteractionFilter {
+    /// The cursor scope: the listing, the org and every filter value.
+    pub fn cursor_scope(&self, org_id: &str) -> String {
+        serde_json::json!(["interactions", org_id, self.since, self.until, self.actor, self.kind]).to_string()
+    }
+}
+
+/// A parsed listing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest<F> {
+    pub limit: u32,
+    pub cursor: Option<String>,
+    pub filter: F,
+}
+
+fn bad(param: &str, why: &str) -> ApiError {
+    ApiError::Validation {
+        message: format!("query parameter '{param}' {why}"),
+        details: Some(serde_json::json!([{ "field": param, "message": why }])),
+    }
+}
+
+fn time_param(name: &str, v: &str) -> Result<i64, ApiError> {
+    parse_rfc3339(v).ok_or_else(|| bad(name, "must be an RFC 3339 date-time"))
+}
+
+/// Parses the decoded query pairs of `GET /v1/interactions`.
+pub fn parse_interaction_list(pairs: &[(String, String)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
+    let mut req = ListRequest { limit: DEFAULT_LIMIT, cursor: None, filter: InteractionFilter::default() };
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, v) in pairs {
+        if seen.contains(&k.as_str()) {
+            return Err(bad(k, "is given more than once"));
+        }
+        seen.push(k);
+        match k.as_str() {
+            "limit" => {
+                req.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| bad("limit", "must be an integer from 1 to 200"))?;
+            }
+            "cursor" => req.cursor = Some(v.clone()),
+            "since" => req.filter.since = Some(time_param("since", v)?),
+            "until" => req.filter.until = Some(time_param("until", v)?),
+            "actor" => {
+                if v.is_empty() || v.chars().count() > crate::interaction::MAX_LABEL_LEN {
+                    return Err(bad("actor", "must be 1-256 characters"));
+                }
+                req.filter.actor = Some(v.clone());
+            }
+            "type" => {
+                if v.is_empty() || v.len() > crate::interaction::MAX_TYPE_LEN {
+                    return Err(bad("type", "must be 1-64 characters"));
+                }
+                req.filter.kind = Some(v.clone());
+            }
+            other => return Err(bad(other, "is not supported (use limit, cursor, since, until, actor, type)")),
+        }
+    }
+    if let (Some(s), Some(u)) = (req.filter.since, req.filter.until) {
+        if s >= u {
+            return Err(bad("since", "must be earlier than 'until'"));
+        }
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
+        parse_interaction_list(&pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults() {
+        let r = q(&[]).unwrap();
+        assert_eq!(r.limit, 50);
+        assert_eq!(r.filter, InteractionFilter::default());
+    }
+
+    #[test]
+    fn limits_and_errors_name_the_parameter() {
+        assert_eq!(q(&[("limit", "200")]).unwrap().limit, 200);
+        for bad in ["0", "201", "-1", "x", ""] {
+            let e = q(&[("limit", bad)]).unwrap_err();
+            assert!(e.public_message().contains("'limit'"), "{bad}");
+        }
+        assert!(q(&[("org_id", "x")]).unwrap_err().public_message().contains("'org_id'"));
+        assert!(q(&[("limit", "1"), ("limit", "2")]).is_err());
+        assert!(q(&[("since", "2026-01-02T00:00:00Z"), ("until", "2026-01-01T00:00:00Z")]).is_err());
+    }
+
+    #[test]
+    fn scope_differs_by_org_and_filter() {
+        let f = InteractionFilter::default();
+        let g = InteractionFilter { actor: Some("a".into()), ..f.clone() };
+        assert_ne!(f.cursor_scope("org_a"), f.cursor_scope("org_b"));
+        assert_ne!(f.cursor_scope("org_a"), g.cursor_scope("org_a"));
+    }
+}

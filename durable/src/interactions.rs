@@ -1,0 +1,254 @@
+//! The OrgActor's interaction storage: inserts (single and all-or-nothing
+//! batches, idempotent per org), keyset listing, get and erase. Every
+//! statement is scoped to the actor's own org.
+
+use crate::platform::{ms, now_ms, opt_str, random_bytes, storage_error};
+use interlog_core::cursor::PagePosition;
+use interlog_core::ids::ID_ENTROPY_BYTES;
+use interlog_core::interaction::{Interaction, InteractionRow, NewInteraction};
+use interlog_core::listing::InteractionFilter;
+use interlog_core::protocol::DoReply;
+use interlog_core::timefmt::rfc3339;
+use interlog_core::{ApiError, InteractionId, OrgId};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use worker::wasm_bindgen::JsValue;
+use worker::D1Database;
+
+const COLUMNS: &str = "id, type, occurred_at, received_at, actor, session, content, metadata, idempotency_key";
+const INSERT_COLUMNS: usize = 10;
+/// D1 allows 100 bound parameters a statement: 10 rows of 10 columns.
+const ROWS_PER_INSERT: usize = 100 / INSERT_COLUMNS;
+const CONFLICT: &str = "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
+
+type Res<T> = Result<T, ApiError>;
+
+fn ok(status: u16, body: Value) -> DoReply {
+    DoReply::Ok { status, body, next: None, replayed: false }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Res<Value> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A new row: the client's fields plus id and receipt time.
+struct Prepared<'a> {
+    id: InteractionId,
+    received_at: i64,
+    item: &'a NewInteraction,
+    metadata: Option<String>,
+}
+
+impl Prepared<'_> {
+    fn binds(&self, org: &OrgId) -> [JsValue; INSERT_COLUMNS] {
+        let i = self.item;
+        [
+            org.as_str().into(),
+            self.id.as_str().into(),
+            i.kind.as_str().into(),
+            ms(i.occurred_at),
+            ms(self.received_at),
+            opt_str(i.actor.as_deref()),
+            opt_str(i.session.as_deref()),
+            opt_str(i.content.as_deref()),
+            opt_str(self.metadata.as_deref()),
+            opt_str(i.idempotency_key.as_deref()),
+        ]
+    }
+
+    fn view(&self) -> Interaction {
+        let i = self.item;
+        Interaction {
+            id: self.id.to_string(),
+            kind: i.kind.clone(),
+            occurred_at: rfc3339(i.occurred_at),
+            received_at: rfc3339(self.received_at),
+            actor: i.actor.clone(),
+            session: i.session.clone(),
+            content: i.content.clone(),
+            metadata: i.metadata.clone().map(Value::Object),
+            idempotency_key: i.idempotency_key.clone(),
+        }
+    }
+}
+
+fn prepare(items: &[NewInteraction]) -> Res<Vec<Prepared<'_>>> {
+    let now = now_ms();
+    items
+        .iter()
+        .map(|item| {
+            let id = InteractionId::generate(now as u64, &random_bytes::<ID_ENTROPY_BYTES>()?);
+            let metadata = item.metadata.as_ref().map(|m| Value::Object(m.clone()).to_string());
+            Ok(Prepared { id, received_at: now, item, metadata })
+        })
+        .collect()
+}
+
+fn insert_sql(rows: usize) -> String {
+    let one = format!("({})", ["?"; INSERT_COLUMNS].join(", "));
+    format!("INSERT INTO interactions (org_id, {COLUMNS}) VALUES {} {CONFLICT}", vec![one.as_str(); rows].join(", "))
+}
+
+/// Stored rows of this org with the given idempotency keys, by key.
+async fn by_idempotency_keys(db: &D1Database, org: &OrgId, keys: &[&str]) -> Res<HashMap<String, InteractionRow>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(99) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM interactions WHERE org_id = ? AND idempotency_key IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut binds: Vec<JsValue> = vec![org.as_str().into()];
+        binds.extend(chunk.iter().map(|k| JsValue::from_str(k)));
+        let rows: Vec<InteractionRow> = db
+            .prepare(sql)
+            .bind(&binds)
+            .map_err(|e| storage_error("idempotency bind", e))?
+            .all()
+            .await
+            .map_err(|e| storage_error("idempotency select", e))?
+            .results()
+            .map_err(|e| storage_error("idempotency decode", e))?;
+        for r in rows {
+            if let Some(k) = r.idempotency_key.clone() {
+                out.insert(k, r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /v1/interactions`: 201 with the new record, or 200 with the record
+/// first stored under the same idempotency key.
+pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction) -> Res<DoReply> {
+    let prepared = prepare(std::slice::from_ref(item))?;
+    let p = &prepared[0];
+    let result = db
+        .prepare(insert_sql(1))
+        .bind(&p.binds(org))
+        .map_err(|e| storage_error("insert bind", e))?
+        .run()
+        .await
+        .map_err(|e| storage_error("insert", e))?;
+    let inserted = result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0;
+    if inserted {
+        return Ok(ok(201, to_value(&p.view())?));
+    }
+    let key = item.idempotency_key.as_deref().ok_or_else(|| ApiError::internal("insert changed no row"))?;
+    let mut existing = by_idempotency_keys(db, org, &[key]).await?;
+    let row = existing.remove(key).ok_or_else(|| ApiError::Conflict {
+        message: "a concurrent request with this idempotency key is being erased; retry".into(),
+    })?;
+    Ok(DoReply::Ok { status: 200, body: to_value(&Interaction::from(row))?, next: None, replayed: true })
+}
+
+/// `POST /v1/interactions/batch`: one D1 transaction for all items, chunked
+/// under the bound-parameter limit. Items whose idempotency key is already
+/// stored come back as the stored record and are not written again.
+pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction]) -> Res<DoReply> {
+    let prepared = prepare(items)?;
+    let mut statements = Vec::with_capacity(prepared.len().div_ceil(ROWS_PER_INSERT));
+    for chunk in prepared.chunks(ROWS_PER_INSERT) {
+        let binds: Vec<JsValue> = chunk.iter().flat_map(|p| p.binds(org)).collect();
+        statements.push(db.prepare(insert_sql(chunk.len())).bind(&binds).map_err(|e| storage_error("batch bind", e))?);
+    }
+    db.batch(statements).await.map_err(|e| storage_error("batch insert", e))?;
+
+    let keys: Vec<&str> = items.iter().filter_map(|i| i.idempotency_key.as_deref()).collect();
+    let mut stored = if keys.is_empty() { HashMap::new() } else { by_idempotency_keys(db, org, &keys).await? };
+    let mut created = 0usize;
+    let mut records = Vec::with_capacity(prepared.len());
+    for p in &prepared {
+        let earlier =
+            p.item.idempotency_key.as_deref().and_then(|k| stored.remove(k)).filter(|r| r.id != p.id.as_str());
+        match earlier {
+            Some(row) => records.push(Interaction::from(row)),
+            None => {
+                created += 1;
+                records.push(p.view());
+            }
+        }
+    }
+    let replayed = records.len() - created;
+    let status = if created > 0 { 201 } else { 200 };
+    Ok(DoReply::Ok {
+        status,
+        body: json!({ "interactions": records, "created": created, "replayed": replayed }),
+        next: None,
+        replayed: created == 0,
+    })
+}
+
+/// `GET /v1/interactions`: newest first (`occurred_at`, then `id`), keyset paged.
+pub async fn list(
+    db: &D1Database,
+    org: &OrgId,
+    filter: &InteractionFilter,
+    limit: u32,
+    after: Option<&PagePosition>,
+) -> Res<DoReply> {
+    let mut sql = format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?");
+    let mut binds: Vec<JsValue> = vec![org.as_str().into()];
+    if let Some(s) = filter.since {
+        sql.push_str(" AND occurred_at >= ?");
+        binds.push(ms(s));
+    }
+    if let Some(u) = filter.until {
+        sql.push_str(" AND occurred_at < ?");
+        binds.push(ms(u));
+    }
+    if let Some(a) = &filter.actor {
+        sql.push_str(" AND actor = ?");
+        binds.push(a.as_str().into());
+    }
+    if let Some(t) = &filter.kind {
+        sql.push_str(" AND type = ?");
+        binds.push(t.as_str().into());
+    }
+    if let Some(p) = after {
+        sql.push_str(" AND (occurred_at < ? OR (occurred_at = ? AND id < ?))");
+        binds.extend([ms(p.at), ms(p.at), p.id.as_str().into()]);
+    }
+    sql.push_str(" ORDER BY occurred_at DESC, id DESC LIMIT ?");
+    binds.push(JsValue::from_f64(f64::from(limit) + 1.0));
+    let mut rows: Vec<InteractionRow> = db
+        .prepare(sql)
+        .bind(&binds)
+        .map_err(|e| storage_error("list bind", e))?
+        .all()
+        .await
+        .map_err(|e| storage_error("list select", e))?
+        .results()
+        .map_err(|e| storage_error("list decode", e))?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next =
+        if more { rows.last().map(|r| PagePosition { at: r.occurred_at as i64, id: r.id.clone() }) } else { None };
+    let items: Vec<Interaction> = rows.into_iter().map(Interaction::from).collect();
+    Ok(DoReply::Ok { status: 200, body: json!({ "interactions": items, "next_cursor": null }), next, replayed: false })
+}
+
+/// `GET /v1/interactions/{id}`: 404 when absent (or another org's: the query
+/// is scoped to this org, so the two cannot be told apart).
+pub async fn get(db: &D1Database, org: &OrgId, id: &str) -> Res<DoReply> {
+    let row: Option<InteractionRow> = db
+        .prepare(format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?1 AND id = ?2"))
+        .bind(&[org.as_str().into(), id.into()])
+        .map_err(|e| storage_error("get bind", e))?
+        .first(None)
+        .await
+        .map_err(|e| storage_error("get select", e))?;
+    let row = row.ok_or(ApiError::NotFound)?;
+    Ok(ok(200, to_value(&Interaction::from(row))?))
+}
+
+/// `DELETE /v1/interactions/{id}`: erasure; true when a row was deleted.
+pub async fn delete(db: &D1Database, org: &OrgId, id: &str) -> Res<bool> {
+    let result = db
+        .prepare("DELETE FROM interactions WHERE org_id = ?1 AND id = ?2")
+        .bind(&[org.as_str().into(), id.into()])
+        .map_err(|e| storage_error("delete bind", e))?
+        .run()
+        .await
+        .map_err(|e| storage_error("delete", e))?;
+    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
+}
