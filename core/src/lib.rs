@@ -16,7 +16,9 @@ pub mod key;
 pub mod listing;
 pub mod org;
 pub mod protocol;
+pub mod ratelimit;
 pub mod routes;
+pub mod sanitize;
 pub mod scope;
 pub mod timefmt;
 

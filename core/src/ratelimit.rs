@@ -1,0 +1,1 @@
+//! Per-key sliding-window rate limiting (L2). Pure: time is passed in.

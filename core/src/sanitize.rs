@@ -1,0 +1,1 @@
+//! Neutralises host-reserved control tokens in text placed into prompts.
