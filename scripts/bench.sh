@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks against a freshly started local system. Prints figures.
-#   scripts/bench.sh auth [N]   auth latency: N successes and N failures (default 50)
+#   scripts/bench.sh auth [N]     auth latency: N successes and N failures (default 50)
+#   scripts/bench.sh ingest [...] ingest throughput/latency vs raw SQLite (args: see bench/ingest.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
@@ -16,5 +17,6 @@ org=$(INTERLOG_PEPPER="$PEPPER" target/release/interlog-admin create-org --name 
 key=$(node -e "process.stdout.write(JSON.parse(process.argv[1]).key)" "$org")
 case "$what" in
   auth) .venv/bin/python bench/auth_latency.py "$url" "$key" "${2:-50}" ;;
+  ingest) shift; .venv/bin/python bench/ingest.py "$url" "$key" "$@" ;;
   *) echo "unknown benchmark: $what" >&2; exit 2 ;;
 esac

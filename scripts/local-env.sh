@@ -24,14 +24,15 @@ prepare_state() {
   "$WRANGLER" d1 migrations apply DB --local --persist-to "$PERSIST" >/dev/null
 }
 
-# start_local STATE_DIR PORT: prepares the state and starts `wrangler dev` in
+# start_local STATE_DIR PORT [WRANGLER_DEV_ARGS...]: prepares the state and starts `wrangler dev` in
 # its own process group (prebuilt wasm, no rebuild); sets SERVER_PID and
 # SERVER_LOG; stop_local stops it. Waits for the "Ready on" line.
 start_local() {
   prepare_state "$1"
   SERVER_LOG="$1/wrangler.log"
+  # Each server gets its own inspector port, so several can run side by side.
   INTERLOG_PREBUILT=1 setsid "$WRANGLER" dev --ip 127.0.0.1 --port "$2" --persist-to "$PERSIST" \
-    --show-interactive-dev-session=false > "$SERVER_LOG" 2>&1 &
+    --inspector-port "$(free_port)" --show-interactive-dev-session=false "${@:3}" > "$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   wait_ready "$SERVER_LOG" "$SERVER_PID"
 }

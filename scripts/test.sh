@@ -41,7 +41,7 @@ step "integration tests"
 set +e
 INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
   INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" \
-  .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
+  .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod body;
+mod limits;
 mod respond;
 
 pub use interlog_durable::{Janitor, OrgActor};
@@ -18,22 +19,42 @@ use worker::{event, Context, Delay, Env, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    // The floor's timer is the first thing started, before any work.
-    let floor = Delay::from(Duration::from_millis(AUTH_FLOOR_MS));
+    // The floor's timer is the first thing started, before any work: a Delay
+    // arms its timer on first poll, so poll it once right away.
+    let mut floor = Box::pin(Delay::from(Duration::from_millis(AUTH_FLOOR_MS)));
+    let _ = futures::poll!(floor.as_mut());
     let request_id = random_bytes()
         .map(|e| RequestId::generate(now_ms() as u64, &e).to_string())
         .unwrap_or_else(|_| "req_unavailable".into());
     let outcome = match resolve(req.method().as_ref(), &req.path()) {
-        Ok(Route::Health) => Ok(Reply::json(200, serde_json::json!({ "status": "ok" }))),
-        Ok(Route::Api { scope, endpoint }) => match endpoint.body_limit().map(|l| body::precheck(&req, l)) {
-            Some(Err(e)) => Err(e),
-            _ => {
-                let work = api::handle(&mut req, &env, scope, endpoint, &request_id);
-                let (_, out) = futures::join!(floor, work);
-                out
+        Ok(Route::Health) => Ok(health()),
+        route => {
+            // L1 comes first for everything but health; its denials wait for the floor too.
+            match limits::check_l1(&req, &env).await {
+                Err(e) => {
+                    floor.await;
+                    Err(e)
+                }
+                Ok(()) => match route {
+                    Ok(Route::Api { scope, endpoint }) => {
+                        match endpoint.body_limit().map(|l| body::precheck(&req, l)) {
+                            Some(Err(e)) => Err(e),
+                            _ => {
+                                let work = api::handle(&mut req, &env, scope, endpoint, &request_id);
+                                let (_, out) = futures::join!(floor, work);
+                                out
+                            }
+                        }
+                    }
+                    Ok(Route::Health) => Ok(health()),
+                    Err(e) => Err(e),
+                },
             }
-        },
-        Err(e) => Err(e),
+        }
     };
     Ok(finish(outcome, &request_id))
+}
+
+fn health() -> Reply {
+    Reply::json(200, serde_json::json!({ "status": "ok" }))
 }

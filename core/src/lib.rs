@@ -14,6 +14,7 @@ pub mod ids;
 pub mod interaction;
 pub mod key;
 pub mod listing;
+pub mod netaddr;
 pub mod org;
 pub mod protocol;
 pub mod ratelimit;

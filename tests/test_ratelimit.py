@@ -1,0 +1,100 @@
+"""Rate limits. L1: per client IP through the Rate Limiting binding, 60 / 60 s,
+before auth, failing closed."""
+
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import BASE, FLOOR_S, ROOT, WRANGLER, call, random_ip
+
+L1_LIMIT = 60
+
+
+def wait_for_fresh_window(needed_s: float = 15.0) -> None:
+    """The local limiter counts in fixed windows aligned to the minute: make
+    sure the whole burst lands inside one window."""
+    left = 60 - (time.time() % 60)
+    if left < needed_s:
+        time.sleep(left + 0.5)
+
+
+def test_ratelimit_429_l1_per_ip():
+    wait_for_fresh_window()
+    ip, other = random_ip(), random_ip()
+    with ThreadPoolExecutor(8) as ex:
+        statuses = list(ex.map(lambda _: call("GET", "/v1/org", ip=ip)[0].status_code, range(L1_LIMIT)))
+    assert statuses == [401] * L1_LIMIT
+    r, elapsed = call("GET", "/v1/org", ip=ip)
+    assert r.status_code == 429
+    err = r.json()["error"]
+    assert err["code"] == "RATE_LIMITED"
+    assert int(r.headers["retry-after"]) > 0
+    assert elapsed >= FLOOR_S
+    # Another address still passes; health is never limited.
+    assert call("GET", "/v1/org", ip=other)[0].status_code == 401
+    assert call("GET", "/v1/health", ip=ip)[0].status_code == 200
+
+
+def test_ratelimit_429_l1_ipv6_folded_to_64():
+    wait_for_fresh_window()
+    net = "2001:db8:%x:%x" % (int(time.time()) % 65536, os.getpid() % 65536)
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: call("GET", "/v1/org", ip=f"{net}::{i + 1:x}"), range(L1_LIMIT)))
+    assert call("GET", "/v1/org", ip=f"{net}:ffff:ffff:ffff:ffff")[0].status_code == 429
+    assert call("GET", "/v1/org", ip="2001:db8:ffff:1::1")[0].status_code == 401
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_without_l1():
+    """A second local server whose configuration lacks the L1 binding."""
+    config = (ROOT / "wrangler.toml").read_text()
+    config = re.sub(r"\[\[ratelimits\]\]\n(?:[^\[\n][^\n]*\n)*", "", config)
+    config = config.replace('main = "build/index.js"', 'main = "index.js"')
+    config = re.sub(r"\[build\]\n(?:[^\[\n][^\n]*\n)*", "", config)
+    assert "L1_LIMITER" not in config
+    cfg = ROOT / "build" / "wrangler.no-l1.toml"
+    cfg.write_text(config)
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="interlog-nol1-")
+    log = open(Path(state) / "wrangler.log", "w")
+    env = dict(os.environ, INTERLOG_PREBUILT="1", CI="true", WRANGLER_SEND_METRICS="false")
+    proc = subprocess.Popen(
+        [WRANGLER, "dev", "--config", str(cfg), "--ip", "127.0.0.1", "--port", str(port),
+         "--inspector-port", str(free_port()), "--persist-to", state, "--show-interactive-dev-session=false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if "Ready on" in (Path(state) / "wrangler.log").read_text():
+                break
+            assert proc.poll() is None, (Path(state) / "wrangler.log").read_text()
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        cfg.unlink(missing_ok=True)
+
+
+def test_ratelimit_503_fails_closed_without_binding(server_without_l1):
+    r = requests.get(server_without_l1 + "/v1/org", headers={"CF-Connecting-IP": random_ip()}, timeout=30)
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "UNAVAILABLE"
+    assert int(r.headers["retry-after"]) > 0
+    # Health needs no limiter.
+    assert requests.get(server_without_l1 + "/v1/health", timeout=30).status_code == 200
