@@ -3,8 +3,10 @@
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-/// Name the front Worker uses with `id_from_name` to reach the one Janitor.
+/// Name used with `id_from_name` to reach the one Janitor.
 pub const JANITOR_NAME: &str = "janitor";
+/// URL an OrgActor fetches to make sure the Janitor's alarm is set.
+pub const ARM_URL: &str = "https://janitor.internal/arm";
 
 #[durable_object]
 pub struct Janitor {

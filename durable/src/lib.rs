@@ -8,6 +8,7 @@ pub mod interactions;
 pub mod janitor;
 pub mod org_actor;
 pub mod platform;
+pub mod retention;
 
 pub use janitor::Janitor;
 pub use org_actor::OrgActor;

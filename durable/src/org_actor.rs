@@ -4,16 +4,22 @@
 
 use crate::interactions;
 use crate::platform::{now_ms, storage_error, write_audit, AuditEntry};
+use crate::retention::{self, RetentionConfig};
 use interlog_core::auth::{Access, AuthFailure, KeyState, KeyStatus};
 use interlog_core::org::OrgView;
 use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, Op};
+use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, KeyPrefix, OrgId, Scopes};
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result, State};
 
 const BOUND_ORG_KEY: &str = "org_id";
+const NEXT_RETENTION_KEY: &str = "next_retention_at";
+const LAST_RETENTION_KEY: &str = "last_retention_run";
+/// First alarm after an actor starts serving (lets a restart catch up soon).
+const FIRST_ALARM_DELAY_MS: i64 = 1_000;
 
 #[durable_object]
 pub struct OrgActor {
@@ -21,6 +27,8 @@ pub struct OrgActor {
     env: Env,
     bound: RefCell<Option<OrgId>>,
     keys: RefCell<Option<HashMap<KeyPrefix, KeyState>>>,
+    /// Whether this instance has checked its alarm (and the Janitor's) yet.
+    armed: std::cell::Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -41,7 +49,7 @@ struct OrgRow {
 
 impl DurableObject for OrgActor {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, bound: RefCell::new(None), keys: RefCell::new(None) }
+        Self { state, env, bound: RefCell::new(None), keys: RefCell::new(None), armed: std::cell::Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -50,6 +58,15 @@ impl DurableObject for OrgActor {
             Err(e) => DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
         };
         Response::from_json(&reply)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.on_alarm().await {
+            // Returning an error makes the platform retry with backoff.
+            console_error!("org actor alarm failed: {e}");
+            return Err(worker::Error::RustError(e.to_string()));
+        }
+        Ok(Response::builder().with_status(204).empty())
     }
 }
 
@@ -63,6 +80,9 @@ impl OrgActor {
 
     async fn serve(&self, call: &DoRequest) -> std::result::Result<DoReply, ApiError> {
         self.bind_org(&call.org_id).await?;
+        if !self.armed.get() {
+            self.ensure_armed().await;
+        }
         match &call.caller {
             Caller::FailedKey { prefix, reason } => {
                 self.audit_failure(call, Some(*prefix), *reason).await;
@@ -93,7 +113,14 @@ impl OrgActor {
         match &call.op {
             Op::GetOrg => {
                 let view = self.org_view(org).await?;
-                let body = serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?;
+                let mut body = serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?;
+                let last: Option<serde_json::Value> = self
+                    .state
+                    .storage()
+                    .get(LAST_RETENTION_KEY)
+                    .await
+                    .map_err(|e| storage_error("org retention", e))?;
+                body["last_retention_run"] = last.unwrap_or(serde_json::Value::Null);
                 Ok(DoReply::Ok { status: 200, body, next: None, replayed: false })
             }
             Op::CreateInteraction { item } => interactions::create_one(&db()?, org, item).await,
@@ -119,6 +146,55 @@ impl OrgActor {
         match call.caller {
             Caller::Key { prefix, .. } | Caller::FailedKey { prefix, .. } => Some(prefix),
         }
+    }
+
+    /// Makes sure this actor's alarm is set and pings the Janitor so that it
+    /// is armed too. Runs once per instance; failures are logged and retried
+    /// on the next request.
+    async fn ensure_armed(&self) {
+        let storage = self.state.storage();
+        let ok = match storage.get_alarm().await {
+            Ok(Some(_)) => true,
+            Ok(None) => storage.set_alarm(FIRST_ALARM_DELAY_MS).await.is_ok(),
+            Err(_) => false,
+        };
+        let janitor =
+            self.env.durable_object("JANITOR").and_then(|ns| ns.id_from_name(crate::janitor::JANITOR_NAME)?.get_stub());
+        let janitor_ok = match janitor {
+            Ok(stub) => stub.fetch_with_str(crate::janitor::ARM_URL).await.is_ok(),
+            Err(_) => false,
+        };
+        if !(ok && janitor_ok) {
+            console_error!("org actor could not arm alarms (own: {ok}, janitor: {janitor_ok})");
+        }
+        self.armed.set(ok && janitor_ok);
+    }
+
+    /// One alarm run: retention when due, then re-arm for the next due work.
+    async fn on_alarm(&self) -> std::result::Result<(), ApiError> {
+        let storage = self.state.storage();
+        let org: Option<String> = storage.get(BOUND_ORG_KEY).await.map_err(|e| storage_error("alarm org", e))?;
+        let Some(org) = org.as_deref().and_then(OrgId::parse) else {
+            // Never served a request: nothing of an org to keep tidy.
+            return Ok(());
+        };
+        let now = now_ms();
+        let cfg = RetentionConfig::from_env(&self.env);
+        let due: Option<i64> = storage.get(NEXT_RETENTION_KEY).await.map_err(|e| storage_error("alarm due", e))?;
+        let mut next = due.unwrap_or(now);
+        if next <= now {
+            let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
+            let report = retention::run_org(&db, &org, now, &cfg).await?;
+            let deleted: serde_json::Map<String, serde_json::Value> =
+                report.deleted.iter().map(|(t, n)| ((*t).to_string(), (*n).into())).collect();
+            let summary = serde_json::json!({ "at": rfc3339(now), "deleted": deleted, "complete": !report.more });
+            console_log!("retention org={org} {summary}");
+            next = now + if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };
+            storage.put(LAST_RETENTION_KEY, summary).await.map_err(|e| storage_error("alarm summary", e))?;
+            storage.put(NEXT_RETENTION_KEY, next).await.map_err(|e| storage_error("alarm next", e))?;
+        }
+        storage.set_alarm(next.saturating_sub(now).max(0)).await.map_err(|e| storage_error("alarm rearm", e))?;
+        Ok(())
     }
 
     /// Binds this actor to `asked` on first use; refuses any other org after.
