@@ -77,8 +77,8 @@ CREATE INDEX audit_by_time ON audit_log (at);
 CREATE TABLE alerts (
   id              TEXT PRIMARY KEY,
   org_id          TEXT NOT NULL,
-  kind            TEXT NOT NULL,                  -- l2_repeated, auth_failure_burst, dead_key_used, key_expiring
-  prefix          TEXT,
+  kind            TEXT NOT NULL,                  -- l2_limit_repeated, auth_failure_burst, dead_key_used, key_expiring
+  prefix          TEXT NOT NULL DEFAULT '',       -- '' for alerts about the org as a whole
   state           TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'closed')),
   first_seen      INTEGER NOT NULL,
   last_seen       INTEGER NOT NULL,
@@ -86,6 +86,6 @@ CREATE TABLE alerts (
   detail          TEXT
 );
 -- One open alert per cause and key.
-CREATE UNIQUE INDEX alerts_open_once ON alerts (org_id, kind, IFNULL(prefix, '')) WHERE state = 'open';
+CREATE UNIQUE INDEX alerts_open_once ON alerts (org_id, kind, prefix) WHERE state = 'open';
 CREATE INDEX alerts_by_org_time ON alerts (org_id, last_seen DESC, id DESC);
 CREATE INDEX alerts_by_time ON alerts (last_seen);

@@ -5,40 +5,136 @@
 
 use crate::auth::{call_actor, client_ip, verify, Verified};
 use crate::body::{parse_json, read_capped};
+use crate::cors::origin_of;
 use crate::respond::Reply;
-use interlog_core::cursor::CursorKey;
+use interlog_core::cursor::{CursorKey, PagePosition};
 use interlog_core::interaction::{check_idempotency_key, summary, validate, validate_batch, FieldError};
-use interlog_core::listing::parse_interaction_list;
+use interlog_core::key::ENTROPY_BYTES;
+use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial, PREFIX_COLLISION};
+use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
+use interlog_core::origin::Origin;
 use interlog_core::protocol::{Caller, DoReply, Op};
 use interlog_core::routes::Endpoint;
-use interlog_core::{ApiError, InteractionId, Scope};
-use interlog_durable::platform::now_ms;
-use serde_json::json;
+use interlog_core::{ApiError, ApiKey, InteractionId, KeyPrefix, Scope};
+use interlog_durable::platform::{now_ms, random_bytes};
+use serde_json::{json, Value};
 use worker::{Env, Request};
 
 const CURSOR_LABEL: &str = "cursor/v1";
+/// Most origins an org may list.
+const MAX_ALLOWED_ORIGINS: usize = 50;
+/// Fresh key material is minted this many times at most on prefix collisions.
+const MINT_ATTEMPTS: usize = 3;
 
 fn invalid(errs: Vec<FieldError>) -> ApiError {
     ApiError::Validation { message: summary(&errs), details: Some(json!(errs)) }
 }
 
-/// Builds the operation; on any request problem, `Op::Invalid`. Also returns
-/// the cursor scope of a listing.
-async fn build_op(req: &mut Request, endpoint: &Endpoint, who: &Verified) -> (Op, Option<String>) {
-    match build(req, endpoint, who).await {
-        Ok(pair) => pair,
-        Err(error) => (Op::Invalid { error }, None),
+fn invalid_pairs(errs: Vec<(String, String)>) -> ApiError {
+    let errs = errs.into_iter().map(|(field, message)| FieldError { index: None, field, message }).collect();
+    invalid(errs)
+}
+
+/// What building an operation produced besides the op itself.
+#[derive(Default)]
+struct Extra {
+    /// Cursor scope of a listing.
+    cursor_scope: Option<String>,
+    /// Plaintext of a key minted for this request (returned once).
+    minted: Option<ApiKey>,
+}
+
+fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let url = req.url().map_err(|_| ApiError::validation("unreadable URL"))?;
+    Ok(url.query_pairs().into_owned().collect())
+}
+
+fn cursor_error() -> ApiError {
+    ApiError::Validation {
+        message: "query parameter 'cursor' is invalid, expired or belongs to another listing".into(),
+        details: Some(json!([{ "field": "cursor", "message": "invalid cursor" }])),
     }
 }
 
-async fn build(req: &mut Request, endpoint: &Endpoint, who: &Verified) -> Result<(Op, Option<String>), ApiError> {
-    let limit = endpoint.body_limit().unwrap_or(0);
-    Ok(match endpoint {
-        Endpoint::GetOrg => (Op::GetOrg, None),
+fn decode_cursor(who: &Verified, scope: &str, cursor: Option<&String>) -> Result<Option<PagePosition>, ApiError> {
+    cursor.map(|c| cursor_key(who).decode(scope, c).map_err(|_| cursor_error())).transpose()
+}
+
+fn mint(who: &Verified) -> Result<(ApiKey, KeyMaterial), ApiError> {
+    let key = ApiKey::from_entropy(&random_bytes::<ENTROPY_BYTES>()?);
+    let material = KeyMaterial {
+        prefix: key.prefix(),
+        hash: who.pepper.digest(&key).to_hex(),
+        pepper_version: who.pepper.version(),
+    };
+    Ok((key, material))
+}
+
+fn key_prefix(raw: &str) -> Result<KeyPrefix, ApiError> {
+    KeyPrefix::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+async fn build(
+    req: &mut Request,
+    endpoint: &Endpoint,
+    who: &Verified,
+    body: Option<&Value>,
+) -> Result<(Op, Extra), ApiError> {
+    let now = now_ms();
+    let body = || body.ok_or_else(|| ApiError::validation("request body is required"));
+    let mut extra = Extra::default();
+    let op = match endpoint {
+        Endpoint::GetOrg => Op::GetOrg,
+        Endpoint::UpdateOrg => {
+            let obj = body()?.as_object().ok_or_else(|| ApiError::validation("body must be a JSON object"))?;
+            let mut errs = Vec::new();
+            if let Some(k) = obj.keys().find(|k| !["name", "allowed_origins"].contains(&k.as_str())) {
+                errs.push((k.clone(), "unknown field".to_string()));
+            }
+            let name = match obj.get("name") {
+                None => None,
+                Some(Value::String(n)) => {
+                    if let Err(m) = check_name(n) {
+                        errs.push(("name".into(), m));
+                    }
+                    Some(n.clone())
+                }
+                Some(_) => {
+                    errs.push(("name".into(), "must be a string".into()));
+                    None
+                }
+            };
+            let allowed_origins = match obj.get("allowed_origins") {
+                None => None,
+                Some(Value::Array(list)) if list.len() <= MAX_ALLOWED_ORIGINS => {
+                    let mut out = Vec::with_capacity(list.len());
+                    for (i, v) in list.iter().enumerate() {
+                        match v.as_str().map(Origin::parse) {
+                            Some(Ok(o)) => out.push(o),
+                            Some(Err(m)) => errs.push((format!("allowed_origins[{i}]"), format!("{v}: {m}"))),
+                            None => errs.push((format!("allowed_origins[{i}]"), "must be a string".into())),
+                        }
+                    }
+                    out.sort();
+                    out.dedup();
+                    Some(out)
+                }
+                Some(_) => {
+                    errs.push((
+                        "allowed_origins".into(),
+                        format!("must be an array of at most {MAX_ALLOWED_ORIGINS} origins"),
+                    ));
+                    None
+                }
+            };
+            if !errs.is_empty() {
+                return Err(invalid_pairs(errs));
+            }
+            Op::UpdateOrg { name, allowed_origins }
+        }
         Endpoint::CreateInteraction => {
             let header_key = req.headers().get("idempotency-key").ok().flatten();
-            let value = parse_json(&read_capped(req, limit).await?)?;
-            let mut item = validate(&value, now_ms()).map_err(invalid)?;
+            let mut item = validate(body()?, now).map_err(invalid)?;
             if let Some(h) = header_key {
                 check_idempotency_key(&h).map_err(|m| ApiError::Validation {
                     message: format!("Idempotency-Key header {m}"),
@@ -53,29 +149,51 @@ async fn build(req: &mut Request, endpoint: &Endpoint, who: &Verified) -> Result
                     _ => item.idempotency_key = Some(h),
                 }
             }
-            (Op::CreateInteraction { item }, None)
+            Op::CreateInteraction { item }
         }
         Endpoint::CreateInteractions => {
-            let value = parse_json(&read_capped(req, limit).await?)?;
-            (Op::CreateInteractions { items: validate_batch(&value, now_ms()).map_err(invalid)? }, None)
+            Op::CreateInteractions { items: validate_batch(body()?, now).map_err(invalid)? }
         }
         Endpoint::ListInteractions => {
-            let url = req.url().map_err(|_| ApiError::validation("unreadable URL"))?;
-            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-            let list = parse_interaction_list(&pairs)?;
+            let list = parse_interaction_list(&query_pairs(req)?)?;
             let scope = list.filter.cursor_scope(who.org.as_str());
-            let after = match &list.cursor {
-                None => None,
-                Some(c) => Some(cursor_key(who).decode(&scope, c).map_err(|_| ApiError::Validation {
-                    message: "query parameter 'cursor' is invalid, expired or belongs to another listing".into(),
-                    details: Some(json!([{ "field": "cursor", "message": "invalid cursor" }])),
-                })?),
-            };
-            (Op::ListInteractions { filter: list.filter, limit: list.limit, after }, Some(scope))
+            let after = decode_cursor(who, &scope, list.cursor.as_ref())?;
+            extra.cursor_scope = Some(scope);
+            Op::ListInteractions { filter: list.filter, limit: list.limit, after }
         }
-        Endpoint::GetInteraction(id) => (Op::GetInteraction { id: known_id(id)? }, None),
-        Endpoint::DeleteInteraction(id) => (Op::DeleteInteraction { id: known_id(id)? }, None),
-    })
+        Endpoint::GetInteraction(id) => Op::GetInteraction { id: known_id(id)? },
+        Endpoint::DeleteInteraction(id) => Op::DeleteInteraction { id: known_id(id)? },
+        Endpoint::CreateKey => {
+            let request = parse_key_request(body()?, now).map_err(invalid_pairs)?;
+            let (key, material) = mint(who)?;
+            extra.minted = Some(key);
+            Op::CreateKey { request, material }
+        }
+        Endpoint::ListKeys => Op::ListKeys,
+        Endpoint::RevokeKey(p) => Op::RevokeKey { prefix: key_prefix(p)? },
+        Endpoint::RotateKey(p) => {
+            let prefix = key_prefix(p)?;
+            let grace_ms = parse_grace(body()?).map_err(invalid_pairs)?;
+            let (key, material) = mint(who)?;
+            extra.minted = Some(key);
+            Op::RotateKey { prefix, grace_ms, material }
+        }
+        Endpoint::ListAudit => {
+            let list = parse_audit_list(&query_pairs(req)?)?;
+            let scope = list.filter.cursor_scope(who.org.as_str());
+            let after = decode_cursor(who, &scope, list.cursor.as_ref())?;
+            extra.cursor_scope = Some(scope);
+            Op::ListAudit { filter: list.filter, limit: list.limit, after }
+        }
+        Endpoint::ListAlerts => {
+            let list = parse_alert_list(&query_pairs(req)?)?;
+            let scope = list.filter.cursor_scope(who.org.as_str());
+            let after = decode_cursor(who, &scope, list.cursor.as_ref())?;
+            extra.cursor_scope = Some(scope);
+            Op::ListAlerts { filter: list.filter, limit: list.limit, after }
+        }
+    };
+    Ok((op, extra))
 }
 
 /// A path id that cannot exist is simply not found.
@@ -87,6 +205,9 @@ fn cursor_key(who: &Verified) -> CursorKey {
     CursorKey::new(who.pepper.derive(CURSOR_LABEL))
 }
 
+/// Headers added to the answer whatever it is (CORS for allowed origins).
+pub type ExtraHeaders = Vec<(&'static str, String)>;
+
 /// Authenticates, forwards and shapes the answer of one API call.
 pub async fn handle(
     req: &mut Request,
@@ -94,15 +215,67 @@ pub async fn handle(
     scope: Scope,
     endpoint: Endpoint,
     request_id: &str,
-) -> Result<Reply, ApiError> {
+) -> (Result<Reply, ApiError>, ExtraHeaders) {
+    let origin = origin_of(req);
+    match forward(req, env, scope, endpoint, request_id, origin.clone()).await {
+        Ok((reply, true)) => {
+            let cors = match origin {
+                Some(o) => vec![
+                    ("access-control-allow-origin", o),
+                    ("access-control-expose-headers", crate::cors::EXPOSE.to_string()),
+                ],
+                None => Vec::new(),
+            };
+            (reply, cors)
+        }
+        Ok((reply, false)) => (reply, Vec::new()),
+        Err(e) => (Err(e), Vec::new()),
+    }
+}
+
+/// The call itself; `Ok((answer, origin_allowed))` once the actor answered.
+async fn forward(
+    req: &mut Request,
+    env: &Env,
+    scope: Scope,
+    endpoint: Endpoint,
+    request_id: &str,
+    origin: Option<String>,
+) -> Result<(Result<Reply, ApiError>, bool), ApiError> {
     let ip = client_ip(req);
     let who = verify(req, env, request_id, ip.as_deref()).await?;
-    let (op, cursor_scope) = build_op(req, &endpoint, &who).await;
-    let caller = Caller::Key { prefix: who.prefix, scope };
-    match call_actor(env, who.org.clone(), request_id, ip, caller, op).await? {
+    // The body is read once (capped); problems with it are answered only once
+    // the actor has confirmed the key.
+    let body = match endpoint.body_limit() {
+        Some(limit) => Some(match read_capped(req, limit).await {
+            Ok(b) => parse_json(&b),
+            Err(e) => Err(e),
+        }),
+        None => None,
+    };
+    let caller = Caller::Key { prefix: who.prefix, scope, rehash: who.rehash.clone() };
+    let mut attempt = 0;
+    let (response, extra) = loop {
+        attempt += 1;
+        let (op, extra) = match &body {
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(v)) => build(req, &endpoint, &who, Some(v)).await,
+            None => build(req, &endpoint, &who, None).await,
+        }
+        .unwrap_or_else(|error| (Op::Invalid { error }, Extra::default()));
+        let response = call_actor(env, &who.org, request_id, ip.clone(), origin.clone(), caller.clone(), op).await?;
+        let collided = matches!(&response.reply, DoReply::Failed { error: ApiError::Conflict { message } } if message == PREFIX_COLLISION);
+        if !(collided && attempt < MINT_ATTEMPTS) {
+            break (response, extra);
+        }
+    };
+    let reply = match response.reply {
         DoReply::Ok { status, mut body, next, replayed } => {
-            if let (Some(pos), Some(scope)) = (next, cursor_scope) {
-                body["next_cursor"] = json!(cursor_key(&who).encode(&scope, &pos));
+            if let (Some(pos), Some(scope)) = (next, &extra.cursor_scope) {
+                body["next_cursor"] = json!(cursor_key(&who).encode(scope, &pos));
+            }
+            if let Some(key) = &extra.minted {
+                body["key"] = json!(key.expose_secret());
             }
             let mut reply = if body.is_null() { Reply::empty(status) } else { Reply::json(status, body) };
             if replayed {
@@ -110,7 +283,8 @@ pub async fn handle(
             }
             Ok(reply)
         }
-        DoReply::Denied { .. } => Err(ApiError::Unauthorized),
+        DoReply::Denied { .. } => return Err(ApiError::Unauthorized),
         DoReply::Failed { error } => Err(error),
-    }
+    };
+    Ok((reply, response.origin_allowed))
 }

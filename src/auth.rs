@@ -5,7 +5,8 @@
 
 use interlog_core::auth::{parse_authorization, AuthFailure, DUMMY_LOOKUP_PREFIX};
 use interlog_core::key::ENTROPY_BYTES;
-use interlog_core::protocol::{Caller, DoReply, DoRequest, Op, ORG_ACTOR_URL};
+use interlog_core::keys::KeyMaterial;
+use interlog_core::protocol::{Caller, DoRequest, DoResponse, Op, ORG_ACTOR_URL};
 use interlog_core::{ApiError, ApiKey, KeyDigest, KeyPrefix, OrgId, Pepper};
 use interlog_durable::platform::{now_ms, storage_error, write_audit, AuditEntry};
 use serde::Deserialize;
@@ -16,6 +17,13 @@ use worker::{Env, Method, Request, RequestInit};
 struct KeyLookup {
     org_id: String,
     hash: String,
+    pepper_version: f64,
+}
+
+/// The current pepper and, during a rotation, the previous one.
+struct Peppers {
+    current: Pepper,
+    previous: Option<Pepper>,
 }
 
 /// The client address as the edge reports it, if it is a valid IP.
@@ -24,29 +32,47 @@ pub fn client_ip(req: &Request) -> Option<String> {
     raw.trim().parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
-async fn load_pepper(env: &Env) -> Result<Pepper, ApiError> {
-    let unavailable = |detail: String| ApiError::Unavailable { retry_after_s: 5, detail };
-    let version: u32 = env
-        .var("PEPPER_VERSION")
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| unavailable("PEPPER_VERSION is not set to a number".into()))?;
-    let secret = env
-        .secret_store("PEPPER")
-        .map_err(|e| unavailable(format!("PEPPER binding: {e}")))?
+fn unavailable(detail: String) -> ApiError {
+    ApiError::Unavailable { retry_after_s: 5, detail }
+}
+
+fn var_u32(env: &Env, name: &str) -> Option<u32> {
+    env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok())
+}
+
+async fn secret(env: &Env, binding: &str) -> Result<String, ApiError> {
+    env.secret_store(binding)
+        .map_err(|e| unavailable(format!("{binding} binding: {e}")))?
         .get()
         .await
-        .map_err(|e| unavailable(format!("PEPPER secret: {e}")))?
-        .ok_or_else(|| unavailable("PEPPER secret is empty".into()))?;
-    Pepper::new(version, secret).map_err(|e| unavailable(format!("PEPPER: {e}")))
+        .map_err(|e| unavailable(format!("{binding} secret: {e}")))?
+        .ok_or_else(|| unavailable(format!("{binding} secret is empty")))
+}
+
+/// Loads the peppers. `PEPPER` (version `PEPPER_VERSION`) is required; during
+/// a rotation `PEPPER_PREVIOUS` (version `PEPPER_PREVIOUS_VERSION` > 0) too.
+async fn load_peppers(env: &Env) -> Result<Peppers, ApiError> {
+    let version = var_u32(env, "PEPPER_VERSION").ok_or_else(|| unavailable("PEPPER_VERSION is not a number".into()))?;
+    let current =
+        Pepper::new(version, secret(env, "PEPPER").await?).map_err(|e| unavailable(format!("PEPPER: {e}")))?;
+    let previous = match var_u32(env, "PEPPER_PREVIOUS_VERSION").filter(|v| *v > 0) {
+        None => None,
+        Some(v) => Some(
+            Pepper::new(v, secret(env, "PEPPER_PREVIOUS").await?)
+                .map_err(|e| unavailable(format!("PEPPER_PREVIOUS: {e}")))?,
+        ),
+    };
+    Ok(Peppers { current, previous })
 }
 
 /// A key whose hash verified; the org's actor still decides if it is live.
 pub struct Verified {
     pub org: OrgId,
     pub prefix: KeyPrefix,
+    /// The current pepper (mints keys, signs cursors).
     pub pepper: Pepper,
+    /// A digest under the current pepper when the stored one used the previous.
+    pub rehash: Option<KeyMaterial>,
 }
 
 /// Verifies the presented key. Every failure is audited (org-less ones here,
@@ -59,19 +85,29 @@ pub async fn verify(req: &Request, env: &Env, request_id: &str, ip: Option<&str>
 
     let db = env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
     let row: Option<KeyLookup> = db
-        .prepare("SELECT org_id, hash FROM api_keys WHERE prefix = ?1")
+        .prepare("SELECT org_id, hash, pepper_version FROM api_keys WHERE prefix = ?1")
         .bind(&[JsValue::from_str(&lookup_prefix)])
         .map_err(|e| storage_error("key lookup bind", e))?
         .first(None)
         .await
         .map_err(|e| storage_error("key lookup", e))?;
-    let pepper = load_pepper(env).await?;
+    let peppers = load_peppers(env).await?;
 
     // Same hash-and-compare work whatever happened above.
     let dummy = ApiKey::from_entropy(&[0u8; ENTROPY_BYTES]);
     let presented = parsed.as_ref().unwrap_or(&dummy);
     let stored = row.as_ref().and_then(|r| KeyDigest::from_hex(&r.hash)).unwrap_or(KeyDigest::DUMMY);
-    let verified = pepper.verify(presented, &stored);
+    let row_version = row.as_ref().map_or(peppers.current.version(), |r| r.pepper_version as u32);
+    let by_previous = peppers.previous.as_ref().filter(|p| p.version() == row_version);
+    let verified = by_previous.unwrap_or(&peppers.current).verify(presented, &stored);
+    let rehash = match (verified, by_previous, prefix) {
+        (true, Some(_), Some(prefix)) => Some(KeyMaterial {
+            prefix,
+            hash: peppers.current.digest(presented).to_hex(),
+            pepper_version: peppers.current.version(),
+        }),
+        _ => None,
+    };
 
     let failure = match (&parsed, &row) {
         (Err(f), _) => Some(*f),
@@ -80,12 +116,14 @@ pub async fn verify(req: &Request, env: &Env, request_id: &str, ip: Option<&str>
         _ => None,
     };
     match (failure, row.map(|r| r.org_id), prefix) {
-        (None, Some(org), Some(prefix)) => Ok(Verified { org: parse_org(&org)?, prefix, pepper }),
+        (None, Some(org), Some(prefix)) => {
+            Ok(Verified { org: parse_org(&org)?, prefix, pepper: peppers.current, rehash })
+        }
         // A failure on a prefix of a known org goes to that org's actor for the audit row.
         (Some(reason @ AuthFailure::WrongHash), Some(org), Some(prefix)) => {
             let caller = Caller::FailedKey { prefix, reason };
             let ip = ip.map(str::to_string);
-            let _ = call_actor(env, parse_org(&org)?, request_id, ip, caller, Op::RecordAuthFailure).await;
+            let _ = call_actor(env, &parse_org(&org)?, request_id, ip, None, caller, Op::RecordAuthFailure).await;
             Err(ApiError::Unauthorized)
         }
         (Some(reason), _, _) => {
@@ -112,16 +150,17 @@ fn parse_org(raw: &str) -> Result<OrgId, ApiError> {
     OrgId::parse(raw).ok_or_else(|| ApiError::internal("api_keys row holds an invalid org id"))
 }
 
-/// Sends one call to the org's actor and reads its reply.
+/// Sends one call to the org's actor and reads its answer.
 pub async fn call_actor(
     env: &Env,
-    org_id: OrgId,
+    org_id: &OrgId,
     request_id: &str,
     client_ip: Option<String>,
+    origin: Option<String>,
     caller: Caller,
     op: Op,
-) -> Result<DoReply, ApiError> {
-    let call = DoRequest { org_id, request_id: request_id.to_string(), client_ip, caller, op };
+) -> Result<DoResponse, ApiError> {
+    let call = DoRequest { org_id: org_id.clone(), request_id: request_id.to_string(), client_ip, origin, caller, op };
     let stub = env
         .durable_object("ORG_ACTOR")
         .and_then(|ns| ns.id_from_name(call.org_id.as_str())?.get_stub())
@@ -130,5 +169,5 @@ pub async fn call_actor(
     init.with_method(Method::Post).with_body(Some(JsValue::from_str(&call.to_json())));
     let request = Request::new_with_init(ORG_ACTOR_URL, &init).map_err(|e| storage_error("org actor request", e))?;
     let mut resp = stub.fetch_with_request(request).await.map_err(|e| storage_error("org actor call", e))?;
-    resp.json::<DoReply>().await.map_err(|e| storage_error("org actor reply", e))
+    resp.json::<DoResponse>().await.map_err(|e| storage_error("org actor reply", e))
 }

@@ -5,17 +5,18 @@
 mod api;
 mod auth;
 mod body;
+mod cors;
 mod limits;
 mod respond;
 
 pub use interlog_durable::{Janitor, OrgActor};
 
 use interlog_core::routes::{resolve, Route};
-use interlog_core::{RequestId, AUTH_FLOOR_MS};
+use interlog_core::{ApiError, RequestId, AUTH_FLOOR_MS};
 use interlog_durable::platform::{now_ms, random_bytes};
 use respond::{finish, Reply};
 use std::time::Duration;
-use worker::{event, Context, Delay, Env, Request, Response, Result};
+use worker::{event, Context, Delay, Env, Method, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -26,19 +27,26 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let request_id = random_bytes()
         .map(|e| RequestId::generate(now_ms() as u64, &e).to_string())
         .unwrap_or_else(|_| "req_unavailable".into());
-    let outcome = match resolve(req.method().as_ref(), &req.path()) {
-        Ok(Route::Health) => Ok(health()),
+    let method = req.method();
+    let path = req.path();
+    let (outcome, extra) = match resolve(method.as_ref(), &path) {
+        Ok(Route::Health) => (Ok(health()), Vec::new()),
+        // A preflight for a known path (every known path refuses OPTIONS itself).
+        Err(ApiError::MethodNotAllowed { .. }) if method == Method::Options => {
+            (cors::preflight(&req, &env), Vec::new())
+        }
         route => {
-            // L1 comes first for everything but health; its denials wait for the floor too.
+            // L1 comes first for everything but health and preflights; its
+            // denials wait for the floor too.
             match limits::check_l1(&req, &env).await {
                 Err(e) => {
                     floor.await;
-                    Err(e)
+                    (Err(e), Vec::new())
                 }
                 Ok(()) => match route {
                     Ok(Route::Api { scope, endpoint }) => {
                         match endpoint.body_limit().map(|l| body::precheck(&req, l)) {
-                            Some(Err(e)) => Err(e),
+                            Some(Err(e)) => (Err(e), Vec::new()),
                             _ => {
                                 let work = api::handle(&mut req, &env, scope, endpoint, &request_id);
                                 let (_, out) = futures::join!(floor, work);
@@ -46,13 +54,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                             }
                         }
                     }
-                    Ok(Route::Health) => Ok(health()),
-                    Err(e) => Err(e),
+                    Ok(Route::Health) => (Ok(health()), Vec::new()),
+                    Err(e) => (Err(e), Vec::new()),
                 },
             }
         }
     };
-    Ok(finish(outcome, &request_id))
+    Ok(finish(outcome, &request_id, extra))
 }
 
 fn health() -> Reply {

@@ -33,9 +33,13 @@ fn base_headers(request_id: &str) -> Headers {
     h
 }
 
-/// Builds the response for an outcome. Never fails.
-pub fn finish(outcome: Result<Reply, ApiError>, request_id: &str) -> Response {
+/// Builds the response for an outcome, adding `extra` headers (CORS) to it
+/// whether it succeeded or not. Never fails.
+pub fn finish(outcome: Result<Reply, ApiError>, request_id: &str, extra: Vec<(&'static str, String)>) -> Response {
     let headers = base_headers(request_id);
+    for (k, v) in &extra {
+        let _ = headers.set(k, v);
+    }
     let (status, body) = match outcome {
         Ok(reply) => {
             for (k, v) in &reply.headers {

@@ -28,7 +28,7 @@ def test_unknown_path_404(path):
 def test_wrong_method_405():
     r, _ = call("DELETE", "/v1/org")
     assert r.status_code == 405
-    assert r.headers["allow"] == "GET"
+    assert r.headers["allow"] == "GET, PATCH"
     assert r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 

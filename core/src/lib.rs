@@ -5,6 +5,7 @@
 //! tests natively.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod auth;
 pub mod crockford;
 pub mod cursor;
@@ -13,11 +14,14 @@ pub mod hash;
 pub mod ids;
 pub mod interaction;
 pub mod key;
+pub mod keys;
 pub mod listing;
 pub mod netaddr;
 pub mod org;
+pub mod origin;
 pub mod protocol;
 pub mod ratelimit;
+pub mod retention;
 pub mod routes;
 pub mod sanitize;
 pub mod scope;

@@ -47,9 +47,14 @@ fn time_param(name: &str, v: &str) -> Result<i64, ApiError> {
     parse_rfc3339(v).ok_or_else(|| bad(name, "must be an RFC 3339 date-time"))
 }
 
-/// Parses the decoded query pairs of `GET /v1/interactions`.
-pub fn parse_interaction_list(pairs: &[(String, String)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
-    let mut req = ListRequest { limit: DEFAULT_LIMIT, cursor: None, filter: InteractionFilter::default() };
+/// Parses `limit`, `cursor` and the filters `allowed` (applied by `apply`),
+/// refusing unknown and repeated parameters.
+pub fn parse_list<F: Default>(
+    pairs: &[(String, String)],
+    allowed: &[&str],
+    mut apply: impl FnMut(&mut F, &str, &str) -> Result<(), ApiError>,
+) -> Result<ListRequest<F>, ApiError> {
+    let mut req = ListRequest { limit: DEFAULT_LIMIT, cursor: None, filter: F::default() };
     let mut seen: Vec<&str> = Vec::new();
     for (k, v) in pairs {
         if seen.contains(&k.as_str()) {
@@ -65,29 +70,94 @@ pub fn parse_interaction_list(pairs: &[(String, String)]) -> Result<ListRequest<
                     .ok_or_else(|| bad("limit", "must be an integer from 1 to 200"))?;
             }
             "cursor" => req.cursor = Some(v.clone()),
-            "since" => req.filter.since = Some(time_param("since", v)?),
-            "until" => req.filter.until = Some(time_param("until", v)?),
-            "actor" => {
-                if v.is_empty() || v.chars().count() > crate::interaction::MAX_LABEL_LEN {
-                    return Err(bad("actor", "must be 1-256 characters"));
-                }
-                req.filter.actor = Some(v.clone());
+            name if allowed.contains(&name) => apply(&mut req.filter, name, v)?,
+            other => {
+                let names = ["limit", "cursor"].iter().chain(allowed).copied().collect::<Vec<_>>().join(", ");
+                return Err(bad(other, &format!("is not supported (use {names})")));
             }
-            "type" => {
-                if v.is_empty() || v.len() > crate::interaction::MAX_TYPE_LEN {
-                    return Err(bad("type", "must be 1-64 characters"));
-                }
-                req.filter.kind = Some(v.clone());
-            }
-            other => return Err(bad(other, "is not supported (use limit, cursor, since, until, actor, type)")),
         }
     }
+    Ok(req)
+}
+
+fn text_param(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    if v.is_empty() || v.chars().count() > max {
+        return Err(bad(name, &format!("must be 1-{max} characters")));
+    }
+    Ok(v.to_string())
+}
+
+/// Parses the decoded query pairs of `GET /v1/interactions`.
+pub fn parse_interaction_list(pairs: &[(String, String)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
+    let req = parse_list(pairs, &["since", "until", "actor", "type"], |f: &mut InteractionFilter, k, v| {
+        match k {
+            "since" => f.since = Some(time_param("since", v)?),
+            "until" => f.until = Some(time_param("until", v)?),
+            "actor" => f.actor = Some(text_param("actor", v, crate::interaction::MAX_LABEL_LEN)?),
+            _ => f.kind = Some(text_param("type", v, crate::interaction::MAX_TYPE_LEN)?),
+        }
+        Ok(())
+    })?;
     if let (Some(s), Some(u)) = (req.filter.since, req.filter.until) {
         if s >= u {
             return Err(bad("since", "must be earlier than 'until'"));
         }
     }
     Ok(req)
+}
+
+/// Filters of `GET /v1/audit-log`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub prefix: Option<String>,
+}
+
+impl AuditFilter {
+    /// The cursor scope: the listing, the org and every filter value.
+    pub fn cursor_scope(&self, org_id: &str) -> String {
+        serde_json::json!(["audit", org_id, self.action, self.prefix]).to_string()
+    }
+}
+
+/// Parses the decoded query pairs of `GET /v1/audit-log`.
+pub fn parse_audit_list(pairs: &[(String, String)]) -> Result<ListRequest<AuditFilter>, ApiError> {
+    parse_list(pairs, &["action", "prefix"], |f: &mut AuditFilter, k, v| {
+        match k {
+            "action" => f.action = Some(text_param("action", v, 64)?),
+            _ => {
+                let p = crate::key::KeyPrefix::parse(v).map_err(|_| bad("prefix", "must be an 8-symbol key prefix"))?;
+                f.prefix = Some(p.to_string());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Filters of `GET /v1/alerts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFilter {
+    pub kind: Option<String>,
+    pub state: Option<String>,
+}
+
+impl AlertFilter {
+    /// The cursor scope: the listing, the org and every filter value.
+    pub fn cursor_scope(&self, org_id: &str) -> String {
+        serde_json::json!(["alerts", org_id, self.kind, self.state]).to_string()
+    }
+}
+
+/// Parses the decoded query pairs of `GET /v1/alerts`.
+pub fn parse_alert_list(pairs: &[(String, String)]) -> Result<ListRequest<AlertFilter>, ApiError> {
+    parse_list(pairs, &["kind", "state"], |f: &mut AlertFilter, k, v| {
+        match k {
+            "kind" => f.kind = Some(text_param("kind", v, 64)?),
+            _ if v == "open" || v == "closed" => f.state = Some(v.to_string()),
+            _ => return Err(bad("state", "must be open or closed")),
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -113,6 +183,11 @@ mod tests {
             assert!(e.public_message().contains("'limit'"), "{bad}");
         }
         assert!(q(&[("org_id", "x")]).unwrap_err().public_message().contains("'org_id'"));
+        let pairs = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert!(parse_audit_list(&pairs("prefix", "bad")).is_err());
+        assert_eq!(parse_audit_list(&pairs("prefix", "abcd1234")).unwrap().filter.prefix.as_deref(), Some("ABCD1234"));
+        assert!(parse_alert_list(&pairs("state", "weird")).is_err());
+        assert!(parse_alert_list(&pairs("since", "x")).unwrap_err().public_message().contains("kind, state"));
         assert!(q(&[("limit", "1"), ("limit", "2")]).is_err());
         assert!(q(&[("since", "2026-01-02T00:00:00Z"), ("until", "2026-01-01T00:00:00Z")]).is_err());
     }

@@ -7,7 +7,9 @@ use crate::error::ApiError;
 use crate::ids::OrgId;
 use crate::interaction::NewInteraction;
 use crate::key::KeyPrefix;
-use crate::listing::InteractionFilter;
+use crate::keys::{KeyMaterial, KeyRequest};
+use crate::listing::{AlertFilter, AuditFilter, InteractionFilter};
+use crate::origin::Origin;
 use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +22,14 @@ pub const ORG_ACTOR_URL: &str = "https://org-actor.internal/rpc";
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Caller {
     /// A key whose hash verified; the actor still checks it is live and scoped.
-    Key { prefix: KeyPrefix, scope: Scope },
+    /// `rehash` carries a digest under the current pepper when the stored one
+    /// was made with the previous pepper.
+    Key {
+        prefix: KeyPrefix,
+        scope: Scope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rehash: Option<KeyMaterial>,
+    },
     /// A key of this org whose hash did not verify: record it, nothing else.
     FailedKey { prefix: KeyPrefix, reason: AuthFailure },
 }
@@ -43,6 +52,20 @@ pub enum Op {
     GetInteraction { id: String },
     /// `DELETE /v1/interactions/{id}`.
     DeleteInteraction { id: String },
+    /// `PATCH /v1/org`.
+    UpdateOrg { name: Option<String>, allowed_origins: Option<Vec<Origin>> },
+    /// `POST /v1/keys` with key material minted by the front Worker.
+    CreateKey { request: KeyRequest, material: KeyMaterial },
+    /// `GET /v1/keys`.
+    ListKeys,
+    /// `POST /v1/keys/{prefix}/revoke`.
+    RevokeKey { prefix: KeyPrefix },
+    /// `POST /v1/keys/{prefix}/rotate`: a successor with the same scopes and expiry.
+    RotateKey { prefix: KeyPrefix, grace_ms: i64, material: KeyMaterial },
+    /// `GET /v1/audit-log`.
+    ListAudit { filter: AuditFilter, limit: u32, after: Option<PagePosition> },
+    /// `GET /v1/alerts`.
+    ListAlerts { filter: AlertFilter, limit: u32, after: Option<PagePosition> },
     /// The request itself is invalid: answer `error`, but only once the key
     /// is confirmed live (so a dead key never learns more than 401).
     Invalid { error: ApiError },
@@ -55,6 +78,9 @@ pub struct DoRequest {
     pub org_id: OrgId,
     pub request_id: String,
     pub client_ip: Option<String>,
+    /// The request's `Origin` header, if any (checked against the org's list).
+    #[serde(default)]
+    pub origin: Option<String>,
     pub caller: Caller,
     pub op: Op,
 }
@@ -78,6 +104,15 @@ pub enum DoReply {
     Denied { reason: AuthFailure },
     /// Any other failure, mapped to HTTP by the front Worker.
     Failed { error: ApiError },
+}
+
+/// The actor's whole answer: the reply plus whether the caller's `Origin`
+/// is in the org's `allowed_origins` (the front Worker sets CORS headers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoResponse {
+    pub reply: DoReply,
+    #[serde(default)]
+    pub origin_allowed: bool,
 }
 
 impl DoRequest {
@@ -107,7 +142,8 @@ mod tests {
             org_id: org(1),
             request_id: "req_x".into(),
             client_ip: Some("203.0.113.9".into()),
-            caller: Caller::Key { prefix: KeyPrefix::parse("ABCDEFGH").unwrap(), scope: Scope::Admin },
+            origin: None,
+            caller: Caller::Key { prefix: KeyPrefix::parse("ABCDEFGH").unwrap(), scope: Scope::Admin, rehash: None },
             op: Op::GetOrg,
         };
         let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();

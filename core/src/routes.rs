@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::interaction::{BATCH_BODY_LIMIT, SINGLE_BODY_LIMIT};
+use crate::keys::MANAGEMENT_BODY_LIMIT;
 use crate::scope::Scope;
 
 /// An authenticated endpoint, before its body or query is read.
@@ -14,6 +15,13 @@ pub enum Endpoint {
     ListInteractions,
     GetInteraction(String),
     DeleteInteraction(String),
+    UpdateOrg,
+    CreateKey,
+    ListKeys,
+    RevokeKey(String),
+    RotateKey(String),
+    ListAudit,
+    ListAlerts,
 }
 
 impl Endpoint {
@@ -22,6 +30,7 @@ impl Endpoint {
         match self {
             Endpoint::CreateInteraction => Some(SINGLE_BODY_LIMIT),
             Endpoint::CreateInteractions => Some(BATCH_BODY_LIMIT),
+            Endpoint::UpdateOrg | Endpoint::CreateKey | Endpoint::RotateKey(_) => Some(MANAGEMENT_BODY_LIMIT),
             _ => None,
         }
     }
@@ -44,7 +53,14 @@ fn api(scope: Scope, endpoint: Endpoint) -> Route {
 pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     let allowed: Vec<(&str, Route)> = match path {
         "/v1/health" => vec![("GET", Route::Health)],
-        "/v1/org" => vec![("GET", api(Scope::Admin, Endpoint::GetOrg))],
+        "/v1/org" => {
+            vec![("GET", api(Scope::Admin, Endpoint::GetOrg)), ("PATCH", api(Scope::Admin, Endpoint::UpdateOrg))]
+        }
+        "/v1/keys" => {
+            vec![("GET", api(Scope::Admin, Endpoint::ListKeys)), ("POST", api(Scope::Admin, Endpoint::CreateKey))]
+        }
+        "/v1/audit-log" => vec![("GET", api(Scope::Admin, Endpoint::ListAudit))],
+        "/v1/alerts" => vec![("GET", api(Scope::Read, Endpoint::ListAlerts))],
         "/v1/interactions" => vec![
             ("GET", api(Scope::Read, Endpoint::ListInteractions)),
             ("POST", api(Scope::Ingest, Endpoint::CreateInteraction)),
@@ -57,7 +73,15 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                 ("GET", api(Scope::Read, Endpoint::GetInteraction(id.to_string()))),
                 ("DELETE", api(Scope::Admin, Endpoint::DeleteInteraction(id.to_string()))),
             ],
-            _ => return Err(ApiError::NotFound),
+            _ => match path.strip_prefix("/v1/keys/").and_then(|rest| rest.split_once('/')) {
+                Some((prefix, "revoke")) if !prefix.is_empty() && !prefix.contains('/') => {
+                    vec![("POST", api(Scope::Admin, Endpoint::RevokeKey(prefix.to_string())))]
+                }
+                Some((prefix, "rotate")) if !prefix.is_empty() && !prefix.contains('/') => {
+                    vec![("POST", api(Scope::Admin, Endpoint::RotateKey(prefix.to_string())))]
+                }
+                _ => return Err(ApiError::NotFound),
+            },
         },
     };
     let allow: Vec<String> = allowed.iter().map(|(m, _)| (*m).to_string()).collect();
@@ -90,7 +114,17 @@ mod tests {
         assert_eq!(resolve("GET", "/"), Err(ApiError::NotFound));
         assert_eq!(resolve("GET", "/v1/interactions/"), Err(ApiError::NotFound));
         assert_eq!(resolve("GET", "/v1/interactions/a/b"), Err(ApiError::NotFound));
-        assert_eq!(resolve("DELETE", "/v1/org"), Err(ApiError::MethodNotAllowed { allow: vec!["GET".into()] }));
+        assert_eq!(
+            resolve("DELETE", "/v1/org"),
+            Err(ApiError::MethodNotAllowed { allow: vec!["GET".into(), "PATCH".into()] })
+        );
+        assert_eq!(
+            resolve("POST", "/v1/keys/ABCDEFGH/revoke"),
+            Ok(api(Scope::Admin, Endpoint::RevokeKey("ABCDEFGH".into())))
+        );
+        assert_eq!(resolve("POST", "/v1/keys/ABCDEFGH/other"), Err(ApiError::NotFound));
+        assert_eq!(resolve("POST", "/v1/keys/A/B/rotate"), Err(ApiError::NotFound));
+        assert_eq!(resolve("GET", "/v1/alerts"), Ok(api(Scope::Read, Endpoint::ListAlerts)));
         assert_eq!(
             resolve("GET", "/v1/interactions/batch"),
             Err(ApiError::MethodNotAllowed { allow: vec!["POST".into()] })

@@ -6,8 +6,10 @@
 
 pub mod interactions;
 pub mod janitor;
+pub mod keys;
 pub mod org_actor;
 pub mod platform;
+pub mod records;
 pub mod retention;
 
 pub use janitor::Janitor;

@@ -1,42 +1,51 @@
 //! The per-org Durable Object. Bound to one org for life (it refuses calls for
 //! any other), it holds the authoritative live state of the org's keys and
-//! executes every read and write of the org's rows.
+//! settings and executes every read and write of the org's rows.
 
 use crate::interactions;
-use crate::platform::{now_ms, storage_error, write_audit, AuditEntry};
+use crate::keys;
+use crate::platform::{ms, now_ms, opt_str, storage_error, write_audit, AuditEntry};
+use crate::records;
 use crate::retention::{self, RetentionConfig};
-use interlog_core::auth::{Access, AuthFailure, KeyState, KeyStatus};
+use interlog_core::alerts::{AlertKind, AlertRules, AlertTracker};
+use interlog_core::auth::{Access, AuthFailure, KeyStatus};
+use interlog_core::keys::{rotated_expiry, KeyRecord};
 use interlog_core::org::OrgView;
-use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, Op};
+use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, DoResponse, Op};
 use interlog_core::timefmt::rfc3339;
-use interlog_core::{ApiError, KeyPrefix, OrgId, Scopes};
+use interlog_core::{ApiError, KeyPrefix, OrgId, Scope};
 use serde::Deserialize;
-use std::cell::RefCell;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use worker::{console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{
+    console_error, console_log, durable_object, D1Database, DurableObject, Env, Request, Response, Result, State,
+};
+
+type Res<T> = std::result::Result<T, ApiError>;
 
 const BOUND_ORG_KEY: &str = "org_id";
 const NEXT_RETENTION_KEY: &str = "next_retention_at";
 const LAST_RETENTION_KEY: &str = "last_retention_run";
 /// First alarm after an actor starts serving (lets a restart catch up soon).
 const FIRST_ALARM_DELAY_MS: i64 = 1_000;
+/// How soon after a key is used its `last_used_at` reaches D1.
+const FLUSH_DELAY_MS: i64 = 30_000;
 
 #[durable_object]
 pub struct OrgActor {
     state: State,
     env: Env,
     bound: RefCell<Option<OrgId>>,
-    keys: RefCell<Option<HashMap<KeyPrefix, KeyState>>>,
+    /// The org's keys, loaded on first use; this actor is their only writer.
+    keys: RefCell<Option<HashMap<KeyPrefix, KeyRecord>>>,
+    /// The org's `allowed_origins`, loaded on first use.
+    origins: RefCell<Option<Vec<String>>>,
+    /// `last_used_at` values not yet written to D1.
+    used: RefCell<HashMap<KeyPrefix, i64>>,
+    alerts: RefCell<AlertTracker>,
     /// Whether this instance has checked its alarm (and the Janitor's) yet.
-    armed: std::cell::Cell<bool>,
-}
-
-#[derive(Deserialize)]
-struct KeyRow {
-    prefix: String,
-    scopes: String,
-    state: String,
-    expires_at: Option<f64>,
+    armed: Cell<bool>,
 }
 
 #[derive(Deserialize)]
@@ -47,17 +56,37 @@ struct OrgRow {
     updated_at: f64,
 }
 
+fn ok(status: u16, body: Value) -> DoReply {
+    DoReply::Ok { status, body, next: None, replayed: false }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Res<Value> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
 impl DurableObject for OrgActor {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, bound: RefCell::new(None), keys: RefCell::new(None), armed: std::cell::Cell::new(false) }
+        Self {
+            state,
+            env,
+            bound: RefCell::new(None),
+            keys: RefCell::new(None),
+            origins: RefCell::new(None),
+            used: RefCell::new(HashMap::new()),
+            alerts: RefCell::new(AlertTracker::new(AlertRules::default())),
+            armed: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let reply = match req.json::<DoRequest>().await {
+        let response = match req.json::<DoRequest>().await {
             Ok(call) => self.handle(call).await,
-            Err(e) => DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
+            Err(e) => DoResponse {
+                reply: DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
+                origin_allowed: false,
+            },
         };
-        Response::from_json(&reply)
+        Response::from_json(&response)
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -71,71 +100,194 @@ impl DurableObject for OrgActor {
 }
 
 impl OrgActor {
-    async fn handle(&self, call: DoRequest) -> DoReply {
-        match self.serve(&call).await {
-            Ok(reply) => reply,
-            Err(error) => DoReply::Failed { error },
-        }
+    fn db(&self) -> Res<D1Database> {
+        self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))
     }
 
-    async fn serve(&self, call: &DoRequest) -> std::result::Result<DoReply, ApiError> {
+    async fn handle(&self, call: DoRequest) -> DoResponse {
+        let reply = match self.serve(&call).await {
+            Ok(reply) => reply,
+            Err(error) => DoReply::Failed { error },
+        };
+        let origin_allowed = call.origin.as_ref().is_some_and(|o| self.origin_allowed(o));
+        DoResponse { reply, origin_allowed }
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins.borrow().as_ref().is_some_and(|list| list.iter().any(|o| o == origin))
+    }
+
+    async fn serve(&self, call: &DoRequest) -> Res<DoReply> {
         self.bind_org(&call.org_id).await?;
         if !self.armed.get() {
             self.ensure_armed().await;
         }
+        let db = self.db()?;
+        let org = &call.org_id;
+        self.ensure_loaded(&db, org).await?;
         match &call.caller {
             Caller::FailedKey { prefix, reason } => {
-                self.audit_failure(call, Some(*prefix), *reason).await;
+                self.audit(call, "auth.failure", Some(reason.reason()), Some(*prefix), None).await;
+                self.observe(&db, org, AlertKind::AuthFailureBurst, *prefix).await;
                 Ok(DoReply::Denied { reason: *reason })
             }
-            Caller::Key { prefix, scope } => {
+            Caller::Key { prefix, scope, rehash } => {
                 let now = now_ms();
-                let state = self.key_state(&call.org_id, prefix).await?;
-                let access = state.map_or(Access::Denied(AuthFailure::UnknownPrefix), |k| k.access(Some(*scope), now));
+                let record = self.key_record(&db, org, prefix).await?;
+                let access = record
+                    .as_ref()
+                    .map_or(Access::Denied(AuthFailure::UnknownPrefix), |k| k.state.access(Some(*scope), now));
                 match access {
                     Access::Denied(reason) => {
-                        self.audit_failure(call, Some(*prefix), reason).await;
+                        self.audit(call, "auth.failure", Some(reason.reason()), Some(*prefix), None).await;
+                        if matches!(reason, AuthFailure::Revoked | AuthFailure::Expired) {
+                            self.observe(&db, org, AlertKind::DeadKeyUsed, *prefix).await;
+                        }
                         Ok(DoReply::Denied { reason })
                     }
                     Access::MissingScope(s) => {
                         self.audit(call, "auth.forbidden", Some(s.as_str()), Some(*prefix), None).await;
                         Err(ApiError::Forbidden { message: format!("this API key lacks the '{s}' scope") })
                     }
-                    Access::Granted => self.run(call).await,
+                    Access::Granted => {
+                        if let Some(o) = &call.origin {
+                            if !self.origin_allowed(o) {
+                                let detail = json!({ "origin": o }).to_string();
+                                self.audit(call, "cors.refused", None, Some(*prefix), Some(&detail)).await;
+                                return Err(ApiError::Forbidden {
+                                    message: "this Origin is not in the org's allowed_origins".into(),
+                                });
+                            }
+                        }
+                        if let Some(m) = rehash {
+                            keys::rehash(&db, org, m).await?;
+                        }
+                        let expires_at = record.and_then(|r| r.state.expires_at);
+                        self.note_use(&db, org, *prefix, expires_at, now).await;
+                        self.run(call, &db, now).await
+                    }
                 }
             }
         }
     }
 
-    async fn run(&self, call: &DoRequest) -> std::result::Result<DoReply, ApiError> {
+    async fn run(&self, call: &DoRequest, db: &D1Database, now: i64) -> Res<DoReply> {
         let org = &call.org_id;
-        let db = || self.env.d1("DB").map_err(|e| storage_error("d1 binding", e));
         match &call.op {
-            Op::GetOrg => {
-                let view = self.org_view(org).await?;
-                let mut body = serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?;
-                let last: Option<serde_json::Value> = self
-                    .state
-                    .storage()
-                    .get(LAST_RETENTION_KEY)
-                    .await
-                    .map_err(|e| storage_error("org retention", e))?;
-                body["last_retention_run"] = last.unwrap_or(serde_json::Value::Null);
-                Ok(DoReply::Ok { status: 200, body, next: None, replayed: false })
+            Op::GetOrg => self.org_reply(db, org).await,
+            Op::UpdateOrg { name, allowed_origins } => {
+                let origins_json = allowed_origins
+                    .as_ref()
+                    .map(|list| Value::from(list.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
+                db.prepare(
+                    "UPDATE orgs SET name = COALESCE(?1, name), allowed_origins = COALESCE(?2, allowed_origins), \
+                     updated_at = ?3 WHERE id = ?4",
+                )
+                .bind(&[
+                    opt_str(name.as_deref()),
+                    opt_str(origins_json.as_ref().map(Value::to_string).as_deref()),
+                    ms(now),
+                    org.as_str().into(),
+                ])
+                .map_err(|e| storage_error("org update bind", e))?
+                .run()
+                .await
+                .map_err(|e| storage_error("org update", e))?;
+                if let Some(list) = allowed_origins {
+                    *self.origins.borrow_mut() = Some(list.iter().map(|o| o.to_string()).collect());
+                }
+                let detail = json!({ "name": name, "allowed_origins": origins_json }).to_string();
+                self.audit(call, "org.updated", None, self.caller_prefix(call), Some(&detail)).await;
+                self.org_reply(db, org).await
             }
-            Op::CreateInteraction { item } => interactions::create_one(&db()?, org, item).await,
-            Op::CreateInteractions { items } => interactions::create_many(&db()?, org, items).await,
+            Op::CreateInteraction { item } => interactions::create_one(db, org, item).await,
+            Op::CreateInteractions { items } => interactions::create_many(db, org, items).await,
             Op::ListInteractions { filter, limit, after } => {
-                interactions::list(&db()?, org, filter, *limit, after.as_ref()).await
+                interactions::list(db, org, filter, *limit, after.as_ref()).await
             }
-            Op::GetInteraction { id } => interactions::get(&db()?, org, id).await,
+            Op::GetInteraction { id } => interactions::get(db, org, id).await,
             Op::DeleteInteraction { id } => {
-                if !interactions::delete(&db()?, org, id).await? {
+                if !interactions::delete(db, org, id).await? {
                     return Err(ApiError::NotFound);
                 }
-                let detail = serde_json::json!({ "interaction_id": id }).to_string();
+                let detail = json!({ "interaction_id": id }).to_string();
                 self.audit(call, "interaction.deleted", None, self.caller_prefix(call), Some(&detail)).await;
-                Ok(DoReply::Ok { status: 204, body: serde_json::Value::Null, next: None, replayed: false })
+                Ok(ok(204, Value::Null))
+            }
+            Op::CreateKey { request, material } => {
+                let record = keys::create(db, org, request, material, now).await?;
+                let view = record.view(now);
+                self.keys_mut(|m| {
+                    m.insert(material.prefix, record);
+                });
+                let detail = json!({ "name": request.name, "scopes": request.scopes, "expires_at": view.expires_at });
+                self.audit(call, "key.created", None, Some(material.prefix), Some(&detail.to_string())).await;
+                Ok(ok(201, to_value(&view)?))
+            }
+            Op::ListKeys => {
+                let used = self.used.borrow().clone();
+                let mut list: Vec<KeyRecord> =
+                    self.keys.borrow().as_ref().map(|m| m.values().cloned().collect()).unwrap_or_default();
+                list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.state.prefix.cmp(&a.state.prefix)));
+                let views: Vec<Value> = list
+                    .iter_mut()
+                    .map(|r| {
+                        if let Some(t) = used.get(&r.state.prefix) {
+                            r.last_used_at = Some(r.last_used_at.map_or(*t, |x| x.max(*t)));
+                        }
+                        to_value(&r.view(now))
+                    })
+                    .collect::<Res<_>>()?;
+                Ok(ok(200, json!({ "keys": views })))
+            }
+            Op::RevokeKey { prefix } => {
+                let record = self.cached_key(prefix).ok_or(ApiError::NotFound)?;
+                if record.state.status == KeyStatus::Revoked {
+                    return Ok(ok(200, to_value(&record.view(now))?));
+                }
+                if self.is_last_live_admin(&record, now) {
+                    return Err(ApiError::Conflict {
+                        message: "this is the org's last active admin key; create or rotate to another admin key \
+                                  before revoking it"
+                            .into(),
+                    });
+                }
+                keys::revoke(db, org, prefix, now).await?;
+                let mut revoked = record;
+                revoked.state.status = KeyStatus::Revoked;
+                let view = revoked.view(now);
+                self.keys_mut(|m| {
+                    m.insert(*prefix, revoked);
+                });
+                self.audit(call, "key.revoked", None, Some(*prefix), None).await;
+                Ok(ok(200, to_value(&view)?))
+            }
+            Op::RotateKey { prefix, grace_ms, material } => {
+                let old = self.cached_key(prefix).ok_or(ApiError::NotFound)?;
+                if !old.is_live(now) {
+                    return Err(ApiError::Conflict { message: "only an active key can be rotated".into() });
+                }
+                let old_expiry = rotated_expiry(old.state.expires_at, now, *grace_ms);
+                let successor = keys::rotate(db, org, &old, old_expiry, material, now).await?;
+                let mut previous = old;
+                previous.state.expires_at = Some(old_expiry);
+                previous.replaced_by = Some(material.prefix.to_string());
+                let (new_view, old_view) = (successor.view(now), previous.view(now));
+                self.keys_mut(|m| {
+                    m.insert(material.prefix, successor);
+                    m.insert(*prefix, previous);
+                });
+                let detail = json!({ "successor": material.prefix, "grace_seconds": grace_ms / 1000, "expires_at": old_view.expires_at });
+                self.audit(call, "key.rotated", None, Some(*prefix), Some(&detail.to_string())).await;
+                let mut body = to_value(&new_view)?;
+                body["previous"] = to_value(&old_view)?;
+                Ok(ok(201, body))
+            }
+            Op::ListAudit { filter, limit, after } => {
+                records::list_audit(db, org, filter, *limit, after.as_ref()).await
+            }
+            Op::ListAlerts { filter, limit, after } => {
+                records::list_alerts(db, org, filter, *limit, after.as_ref()).await
             }
             Op::Invalid { error } => Err(error.clone()),
             Op::RecordAuthFailure => Err(ApiError::internal("record_auth_failure needs a failed key")),
@@ -145,6 +297,120 @@ impl OrgActor {
     fn caller_prefix(&self, call: &DoRequest) -> Option<KeyPrefix> {
         match call.caller {
             Caller::Key { prefix, .. } | Caller::FailedKey { prefix, .. } => Some(prefix),
+        }
+    }
+
+    fn cached_key(&self, prefix: &KeyPrefix) -> Option<KeyRecord> {
+        self.keys.borrow().as_ref().and_then(|m| m.get(prefix).cloned())
+    }
+
+    fn keys_mut(&self, f: impl FnOnce(&mut HashMap<KeyPrefix, KeyRecord>)) {
+        if let Some(m) = self.keys.borrow_mut().as_mut() {
+            f(m);
+        }
+    }
+
+    fn is_last_live_admin(&self, target: &KeyRecord, now: i64) -> bool {
+        if !target.is_live(now) || !target.state.scopes.contains(Scope::Admin) {
+            return false;
+        }
+        let keys = self.keys.borrow();
+        let others = keys.as_ref().map_or(0, |m| {
+            m.values()
+                .filter(|k| {
+                    k.state.prefix != target.state.prefix && k.is_live(now) && k.state.scopes.contains(Scope::Admin)
+                })
+                .count()
+        });
+        others == 0
+    }
+
+    async fn org_reply(&self, db: &D1Database, org: &OrgId) -> Res<DoReply> {
+        let row: Option<OrgRow> = db
+            .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
+            .bind(&[org.as_str().into()])
+            .map_err(|e| storage_error("org bind", e))?
+            .first(None)
+            .await
+            .map_err(|e| storage_error("org select", e))?;
+        let row = row.ok_or(ApiError::NotFound)?;
+        let view = OrgView::from_row(
+            org.clone(),
+            row.name,
+            &row.allowed_origins,
+            row.created_at as i64,
+            row.updated_at as i64,
+        );
+        let mut body = to_value(&view)?;
+        let last: Option<Value> =
+            self.state.storage().get(LAST_RETENTION_KEY).await.map_err(|e| storage_error("org retention", e))?;
+        body["last_retention_run"] = last.unwrap_or(Value::Null);
+        Ok(ok(200, body))
+    }
+
+    /// Loads the org's keys and settings on first use.
+    async fn ensure_loaded(&self, db: &D1Database, org: &OrgId) -> Res<()> {
+        if self.keys.borrow().is_none() {
+            let loaded = keys::load(db, org).await?;
+            *self.keys.borrow_mut() = Some(loaded);
+        }
+        if self.origins.borrow().is_none() {
+            let row: Option<OrgRow> = db
+                .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
+                .bind(&[org.as_str().into()])
+                .map_err(|e| storage_error("org bind", e))?
+                .first(None)
+                .await
+                .map_err(|e| storage_error("org select", e))?;
+            let list: Vec<String> = row.and_then(|r| serde_json::from_str(&r.allowed_origins).ok()).unwrap_or_default();
+            *self.origins.borrow_mut() = Some(list);
+        }
+        Ok(())
+    }
+
+    /// The live record of `prefix`; reloads once for a prefix not known yet
+    /// (a key made by the operator command behind the actor's back).
+    async fn key_record(&self, db: &D1Database, org: &OrgId, prefix: &KeyPrefix) -> Res<Option<KeyRecord>> {
+        if let Some(k) = self.cached_key(prefix) {
+            return Ok(Some(k));
+        }
+        let loaded = keys::load(db, org).await?;
+        let found = loaded.get(prefix).cloned();
+        *self.keys.borrow_mut() = Some(loaded);
+        Ok(found)
+    }
+
+    /// Remembers that a key was used (written to D1 by the alarm, not per
+    /// request) and raises `key_expiring` for keys close to their expiry.
+    async fn note_use(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, expires_at: Option<i64>, now: i64) {
+        let first_dirty = {
+            let mut used = self.used.borrow_mut();
+            let was_empty = used.is_empty();
+            used.insert(prefix, now);
+            was_empty
+        };
+        if first_dirty {
+            let storage = self.state.storage();
+            let due = storage.get_alarm().await.ok().flatten();
+            if due.is_none_or(|t| t > now + FLUSH_DELAY_MS) {
+                if let Err(e) = storage.set_alarm(FLUSH_DELAY_MS).await {
+                    console_error!("could not schedule last_used flush: {e}");
+                }
+            }
+        }
+        let expiring = self.alerts.borrow().expiring_soon(expires_at, now);
+        if expiring {
+            self.observe(db, org, AlertKind::KeyExpiring, prefix).await;
+        }
+    }
+
+    /// Feeds the alert rules; writes the alert when they say so.
+    async fn observe(&self, db: &D1Database, org: &OrgId, kind: AlertKind, prefix: KeyPrefix) {
+        let write = self.alerts.borrow_mut().observe(kind, prefix.as_str(), now_ms());
+        if let Some(w) = write {
+            if let Err(e) = records::write_alert(db, org, &w).await {
+                console_error!("alert write failed ({}): {e}", kind.as_str());
+            }
         }
     }
 
@@ -170,8 +436,9 @@ impl OrgActor {
         self.armed.set(ok && janitor_ok);
     }
 
-    /// One alarm run: retention when due, then re-arm for the next due work.
-    async fn on_alarm(&self) -> std::result::Result<(), ApiError> {
+    /// One alarm run: flush `last_used_at`, retention when due, then re-arm
+    /// for the next due work.
+    async fn on_alarm(&self) -> Res<()> {
         let storage = self.state.storage();
         let org: Option<String> = storage.get(BOUND_ORG_KEY).await.map_err(|e| storage_error("alarm org", e))?;
         let Some(org) = org.as_deref().and_then(OrgId::parse) else {
@@ -179,26 +446,44 @@ impl OrgActor {
             return Ok(());
         };
         let now = now_ms();
+        let db = self.db()?;
+        let used: Vec<(KeyPrefix, i64)> = self.used.borrow_mut().drain().collect();
+        if let Err(e) = keys::flush_last_used(&db, &org, &used).await {
+            // Keep them for the next run.
+            self.used.borrow_mut().extend(used);
+            return Err(e);
+        }
+        for (prefix, at) in &used {
+            self.keys_mut(|m| {
+                if let Some(k) = m.get_mut(prefix) {
+                    k.last_used_at = Some(k.last_used_at.map_or(*at, |x| x.max(*at)));
+                }
+            });
+        }
+        self.alerts.borrow_mut().evict(now);
+
         let cfg = RetentionConfig::from_env(&self.env);
         let due: Option<i64> = storage.get(NEXT_RETENTION_KEY).await.map_err(|e| storage_error("alarm due", e))?;
         let mut next = due.unwrap_or(now);
         if next <= now {
-            let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
             let report = retention::run_org(&db, &org, now, &cfg).await?;
-            let deleted: serde_json::Map<String, serde_json::Value> =
+            let deleted: serde_json::Map<String, Value> =
                 report.deleted.iter().map(|(t, n)| ((*t).to_string(), (*n).into())).collect();
-            let summary = serde_json::json!({ "at": rfc3339(now), "deleted": deleted, "complete": !report.more });
+            let summary = json!({ "at": rfc3339(now), "deleted": deleted, "complete": !report.more });
             console_log!("retention org={org} {summary}");
             next = now + if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };
             storage.put(LAST_RETENTION_KEY, summary).await.map_err(|e| storage_error("alarm summary", e))?;
             storage.put(NEXT_RETENTION_KEY, next).await.map_err(|e| storage_error("alarm next", e))?;
+        }
+        if !self.used.borrow().is_empty() {
+            next = next.min(now + FLUSH_DELAY_MS);
         }
         storage.set_alarm(next.saturating_sub(now).max(0)).await.map_err(|e| storage_error("alarm rearm", e))?;
         Ok(())
     }
 
     /// Binds this actor to `asked` on first use; refuses any other org after.
-    async fn bind_org(&self, asked: &OrgId) -> std::result::Result<(), ApiError> {
+    async fn bind_org(&self, asked: &OrgId) -> Res<()> {
         if self.bound.borrow().is_none() {
             let stored: Option<String> =
                 self.state.storage().get(BOUND_ORG_KEY).await.map_err(|e| storage_error("actor bound org", e))?;
@@ -224,61 +509,6 @@ impl OrgActor {
         }
     }
 
-    /// The live state of `prefix`, loading the org's keys from D1 on first use
-    /// and reloading once when a prefix is not known yet (a key made elsewhere).
-    async fn key_state(&self, org: &OrgId, prefix: &KeyPrefix) -> std::result::Result<Option<KeyState>, ApiError> {
-        let cached = self.keys.borrow().as_ref().map(|m| m.get(prefix).cloned());
-        if let Some(Some(k)) = cached {
-            return Ok(Some(k));
-        }
-        let loaded = self.load_keys(org).await?;
-        let found = loaded.get(prefix).cloned();
-        *self.keys.borrow_mut() = Some(loaded);
-        Ok(found)
-    }
-
-    async fn load_keys(&self, org: &OrgId) -> std::result::Result<HashMap<KeyPrefix, KeyState>, ApiError> {
-        let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
-        let rows: Vec<KeyRow> = db
-            .prepare("SELECT prefix, scopes, state, expires_at FROM api_keys WHERE org_id = ?1")
-            .bind(&[org.as_str().into()])
-            .map_err(|e| storage_error("keys bind", e))?
-            .all()
-            .await
-            .map_err(|e| storage_error("keys select", e))?
-            .results()
-            .map_err(|e| storage_error("keys decode", e))?;
-        let mut map = HashMap::with_capacity(rows.len());
-        for r in rows {
-            let (Ok(prefix), Some(scopes), Some(status)) =
-                (KeyPrefix::parse(&r.prefix), Scopes::from_db(&r.scopes), KeyStatus::parse(&r.state))
-            else {
-                console_error!("skipping unreadable api_keys row (prefix {})", r.prefix);
-                continue;
-            };
-            let expires_at = r.expires_at.map(|v| v as i64);
-            map.insert(prefix, KeyState { prefix, scopes, status, expires_at });
-        }
-        Ok(map)
-    }
-
-    async fn org_view(&self, org: &OrgId) -> std::result::Result<OrgView, ApiError> {
-        let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
-        let row: Option<OrgRow> = db
-            .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
-            .bind(&[org.as_str().into()])
-            .map_err(|e| storage_error("org bind", e))?
-            .first(None)
-            .await
-            .map_err(|e| storage_error("org select", e))?;
-        let row = row.ok_or(ApiError::NotFound)?;
-        Ok(OrgView::from_row(org.clone(), row.name, &row.allowed_origins, row.created_at as i64, row.updated_at as i64))
-    }
-
-    async fn audit_failure(&self, call: &DoRequest, prefix: Option<KeyPrefix>, reason: AuthFailure) {
-        self.audit(call, "auth.failure", Some(reason.reason()), prefix, None).await;
-    }
-
     async fn audit(
         &self,
         call: &DoRequest,
@@ -287,7 +517,7 @@ impl OrgActor {
         prefix: Option<KeyPrefix>,
         detail: Option<&str>,
     ) {
-        let Ok(db) = self.env.d1("DB") else {
+        let Ok(db) = self.db() else {
             console_error!("audit: no DB binding");
             return;
         };

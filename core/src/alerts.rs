@@ -1,0 +1,202 @@
+//! Alert rules: which observed events are worth a human's attention, and how
+//! often they are written (deduplicated per cause and key, throttled so a
+//! flood of events is a few D1 writes, not one per event).
+
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The causes an alert can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum AlertKind {
+    /// A key keeps hitting its L2 limit.
+    L2LimitRepeated,
+    /// A burst of wrong-secret attempts on one of the org's prefixes.
+    AuthFailureBurst,
+    /// A revoked or expired key is still being used.
+    DeadKeyUsed,
+    /// A key in use expires within 7 days.
+    KeyExpiring,
+}
+
+impl AlertKind {
+    /// Storage and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::L2LimitRepeated => "l2_limit_repeated",
+            AlertKind::AuthFailureBurst => "auth_failure_burst",
+            AlertKind::DeadKeyUsed => "dead_key_used",
+            AlertKind::KeyExpiring => "key_expiring",
+        }
+    }
+}
+
+/// Thresholds and throttling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertRules {
+    /// L2 denials of one key within `window_ms` before an alert opens.
+    pub l2_denials: u32,
+    /// Wrong-secret attempts on one prefix within `window_ms` before an alert opens.
+    pub auth_failures: u32,
+    /// Counting window for the thresholds.
+    pub window_ms: i64,
+    /// A key expiring within this much time raises `key_expiring`.
+    pub expiring_within_ms: i64,
+    /// At most one write per alert within this interval; events in between
+    /// are added to the count of the next write.
+    pub write_interval_ms: i64,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        Self {
+            l2_denials: 3,
+            auth_failures: 5,
+            window_ms: 10 * 60 * 1000,
+            expiring_within_ms: 7 * 24 * 3600 * 1000,
+            write_interval_ms: 60 * 1000,
+        }
+    }
+}
+
+/// An alert write: open the alert or add `count` occurrences to the open one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertWrite {
+    pub kind: AlertKind,
+    pub prefix: String,
+    pub at: i64,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counter {
+    window_start: i64,
+    in_window: u32,
+    pending: u32,
+    last_write: Option<i64>,
+}
+
+/// Tracks events per (cause, prefix) in memory.
+#[derive(Debug, Default)]
+pub struct AlertTracker {
+    rules: AlertRules,
+    counters: HashMap<(AlertKind, String), Counter>,
+}
+
+impl AlertTracker {
+    /// A tracker with `rules`.
+    pub fn new(rules: AlertRules) -> Self {
+        Self { rules, counters: HashMap::new() }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> AlertRules {
+        self.rules
+    }
+
+    fn threshold(&self, kind: AlertKind) -> u32 {
+        match kind {
+            AlertKind::L2LimitRepeated => self.rules.l2_denials,
+            AlertKind::AuthFailureBurst => self.rules.auth_failures,
+            AlertKind::DeadKeyUsed | AlertKind::KeyExpiring => 1,
+        }
+    }
+
+    /// Records one event at `now_ms`; returns the write to make, if any.
+    pub fn observe(&mut self, kind: AlertKind, prefix: &str, now_ms: i64) -> Option<AlertWrite> {
+        let threshold = self.threshold(kind);
+        let rules = self.rules;
+        if self.counters.len() > 10_000 {
+            self.evict(now_ms);
+        }
+        let c = self.counters.entry((kind, prefix.to_string())).or_default();
+        if now_ms - c.window_start >= rules.window_ms {
+            c.window_start = now_ms;
+            c.in_window = 0;
+        }
+        c.in_window = c.in_window.saturating_add(1);
+        c.pending = c.pending.saturating_add(1);
+        let open = c.in_window >= threshold || c.last_write.is_some_and(|w| now_ms - w < rules.window_ms);
+        let due = c.last_write.is_none_or(|w| now_ms - w >= rules.write_interval_ms);
+        if open && due {
+            let count = std::mem::take(&mut c.pending);
+            c.last_write = Some(now_ms);
+            return Some(AlertWrite { kind, prefix: prefix.to_string(), at: now_ms, count });
+        }
+        None
+    }
+
+    /// Whether a key expiring at `expires_at` should raise `key_expiring` now.
+    pub fn expiring_soon(&self, expires_at: Option<i64>, now_ms: i64) -> bool {
+        expires_at.is_some_and(|e| e > now_ms && e - now_ms <= self.rules.expiring_within_ms)
+    }
+
+    /// Drops counters with nothing pending whose window has passed.
+    pub fn evict(&mut self, now_ms: i64) -> usize {
+        let before = self.counters.len();
+        let window = self.rules.window_ms;
+        self.counters
+            .retain(|_, c| now_ms - c.window_start < window || c.last_write.is_some_and(|w| now_ms - w < window));
+        before - self.counters.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> AlertTracker {
+        AlertTracker::new(AlertRules::default())
+    }
+
+    #[test]
+    fn threshold_opens_then_throttles() {
+        let mut t = tracker();
+        assert_eq!(t.observe(AlertKind::AuthFailureBurst, "P", 0), None);
+        for i in 1..4 {
+            assert_eq!(t.observe(AlertKind::AuthFailureBurst, "P", i), None);
+        }
+        let w = t.observe(AlertKind::AuthFailureBurst, "P", 4).unwrap();
+        assert_eq!((w.count, w.at), (5, 4));
+        // Within the write interval: counted, not written.
+        assert_eq!(t.observe(AlertKind::AuthFailureBurst, "P", 1000), None);
+        assert_eq!(t.observe(AlertKind::AuthFailureBurst, "P", 2000), None);
+        let w = t.observe(AlertKind::AuthFailureBurst, "P", 61_000).unwrap();
+        assert_eq!(w.count, 3);
+    }
+
+    #[test]
+    fn below_threshold_in_window_never_alerts() {
+        let mut t = tracker();
+        for i in 0..20 {
+            // 4 per window, windows apart.
+            let base = i / 4 * 700_000;
+            assert_eq!(t.observe(AlertKind::AuthFailureBurst, "P", base + i), None);
+        }
+    }
+
+    #[test]
+    fn dead_key_alerts_at_once_and_prefixes_are_independent() {
+        let mut t = tracker();
+        assert!(t.observe(AlertKind::DeadKeyUsed, "A", 0).is_some());
+        assert!(t.observe(AlertKind::DeadKeyUsed, "B", 0).is_some());
+        assert!(t.observe(AlertKind::DeadKeyUsed, "A", 10).is_none());
+    }
+
+    #[test]
+    fn expiring_window() {
+        let t = tracker();
+        let day = 24 * 3600 * 1000;
+        assert!(t.expiring_soon(Some(7 * day), 0));
+        assert!(!t.expiring_soon(Some(7 * day + 1), 0));
+        assert!(!t.expiring_soon(Some(0), 0));
+        assert!(!t.expiring_soon(None, 0));
+    }
+
+    #[test]
+    fn eviction_keeps_recent() {
+        let mut t = tracker();
+        t.observe(AlertKind::L2LimitRepeated, "A", 0);
+        t.observe(AlertKind::L2LimitRepeated, "B", 900_000);
+        assert_eq!(t.evict(1_000_000), 1);
+    }
+}

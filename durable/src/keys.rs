@@ -1,0 +1,181 @@
+//! The OrgActor's key storage: loading its org's keys, creating, revoking and
+//! rotating them, re-hashing under a new pepper and flushing `last_used_at`.
+
+use crate::platform::{ms, storage_error};
+use interlog_core::auth::{KeyState, KeyStatus};
+use interlog_core::keys::{KeyMaterial, KeyRecord, KeyRequest, PREFIX_COLLISION};
+use interlog_core::{ApiError, KeyPrefix, OrgId, Scopes};
+use serde::Deserialize;
+use std::collections::HashMap;
+use worker::wasm_bindgen::JsValue;
+use worker::{console_error, D1Database};
+
+type Res<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct KeyRow {
+    prefix: String,
+    name: String,
+    scopes: String,
+    state: String,
+    created_at: f64,
+    last_used_at: Option<f64>,
+    expires_at: Option<f64>,
+    replaced_by: Option<String>,
+}
+
+/// Every key of `org`, by prefix.
+pub async fn load(db: &D1Database, org: &OrgId) -> Res<HashMap<KeyPrefix, KeyRecord>> {
+    let rows: Vec<KeyRow> = db
+        .prepare(
+            "SELECT prefix, name, scopes, state, created_at, last_used_at, expires_at, replaced_by \
+             FROM api_keys WHERE org_id = ?1",
+        )
+        .bind(&[org.as_str().into()])
+        .map_err(|e| storage_error("keys bind", e))?
+        .all()
+        .await
+        .map_err(|e| storage_error("keys select", e))?
+        .results()
+        .map_err(|e| storage_error("keys decode", e))?;
+    let mut map = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let (Ok(prefix), Some(scopes), Some(status)) =
+            (KeyPrefix::parse(&r.prefix), Scopes::from_db(&r.scopes), KeyStatus::parse(&r.state))
+        else {
+            console_error!("skipping unreadable api_keys row (prefix {})", r.prefix);
+            continue;
+        };
+        let state = KeyState { prefix, scopes, status, expires_at: r.expires_at.map(|v| v as i64) };
+        map.insert(
+            prefix,
+            KeyRecord {
+                state,
+                name: r.name,
+                created_at: r.created_at as i64,
+                last_used_at: r.last_used_at.map(|v| v as i64),
+                replaced_by: r.replaced_by,
+            },
+        );
+    }
+    Ok(map)
+}
+
+fn insert_statement(
+    db: &D1Database,
+    org: &OrgId,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<i64>,
+    m: &KeyMaterial,
+    now: i64,
+) -> Res<worker::D1PreparedStatement> {
+    db.prepare(
+        "INSERT INTO api_keys (prefix, org_id, name, scopes, hash, pepper_version, state, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)",
+    )
+    .bind(&[
+        m.prefix.as_str().into(),
+        org.as_str().into(),
+        name.into(),
+        scopes.to_db().into(),
+        m.hash.as_str().into(),
+        JsValue::from_f64(f64::from(m.pepper_version)),
+        ms(now),
+        expires_at.map_or(JsValue::NULL, ms),
+    ])
+    .map_err(|e| storage_error("key insert bind", e))
+}
+
+fn collision_or(err: worker::Error, context: &str) -> ApiError {
+    if err.to_string().contains("UNIQUE constraint failed") {
+        ApiError::Conflict { message: PREFIX_COLLISION.into() }
+    } else {
+        storage_error(context, err)
+    }
+}
+
+fn new_record(m: &KeyMaterial, name: String, scopes: Scopes, expires_at: Option<i64>, now: i64) -> KeyRecord {
+    KeyRecord {
+        state: KeyState { prefix: m.prefix, scopes, status: KeyStatus::Active, expires_at },
+        name,
+        created_at: now,
+        last_used_at: None,
+        replaced_by: None,
+    }
+}
+
+/// Stores a new key.
+pub async fn create(db: &D1Database, org: &OrgId, req: &KeyRequest, m: &KeyMaterial, now: i64) -> Res<KeyRecord> {
+    insert_statement(db, org, &req.name, req.scopes, req.expires_at, m, now)?
+        .run()
+        .await
+        .map_err(|e| collision_or(e, "key insert"))?;
+    Ok(new_record(m, req.name.clone(), req.scopes, req.expires_at, now))
+}
+
+/// Marks a key revoked.
+pub async fn revoke(db: &D1Database, org: &OrgId, prefix: &KeyPrefix, now: i64) -> Res<()> {
+    db.prepare("UPDATE api_keys SET state = 'revoked', revoked_at = ?1 WHERE org_id = ?2 AND prefix = ?3")
+        .bind(&[ms(now), org.as_str().into(), prefix.as_str().into()])
+        .map_err(|e| storage_error("revoke bind", e))?
+        .run()
+        .await
+        .map_err(|e| storage_error("revoke", e))?;
+    Ok(())
+}
+
+/// Stores the successor and shortens the old key's life, in one transaction.
+pub async fn rotate(
+    db: &D1Database,
+    org: &OrgId,
+    old: &KeyRecord,
+    new_expiry_of_old: i64,
+    m: &KeyMaterial,
+    now: i64,
+) -> Res<KeyRecord> {
+    let s = &old.state;
+    let name = format!("{} (rotated)", old.name.trim_end_matches(" (rotated)"));
+    let insert = insert_statement(db, org, &name, s.scopes, s.expires_at, m, now)?;
+    let update = db
+        .prepare("UPDATE api_keys SET expires_at = ?1, replaced_by = ?2 WHERE org_id = ?3 AND prefix = ?4")
+        .bind(&[ms(new_expiry_of_old), m.prefix.as_str().into(), org.as_str().into(), s.prefix.as_str().into()])
+        .map_err(|e| storage_error("rotate bind", e))?;
+    db.batch(vec![insert, update]).await.map_err(|e| collision_or(e, "rotate"))?;
+    Ok(new_record(m, name, s.scopes, s.expires_at, now))
+}
+
+/// Replaces a key's digest with one made under the current pepper.
+pub async fn rehash(db: &D1Database, org: &OrgId, m: &KeyMaterial) -> Res<()> {
+    db.prepare("UPDATE api_keys SET hash = ?1, pepper_version = ?2 WHERE org_id = ?3 AND prefix = ?4")
+        .bind(&[
+            m.hash.as_str().into(),
+            JsValue::from_f64(f64::from(m.pepper_version)),
+            org.as_str().into(),
+            m.prefix.as_str().into(),
+        ])
+        .map_err(|e| storage_error("rehash bind", e))?
+        .run()
+        .await
+        .map_err(|e| storage_error("rehash", e))?;
+    Ok(())
+}
+
+/// Writes the remembered `last_used_at` values in one batch.
+pub async fn flush_last_used(db: &D1Database, org: &OrgId, used: &[(KeyPrefix, i64)]) -> Res<()> {
+    if used.is_empty() {
+        return Ok(());
+    }
+    let mut stmts = Vec::with_capacity(used.len());
+    for (prefix, at) in used {
+        stmts.push(
+            db.prepare(
+                "UPDATE api_keys SET last_used_at = MAX(IFNULL(last_used_at, 0), ?1) WHERE org_id = ?2 AND prefix = ?3",
+            )
+            .bind(&[ms(*at), org.as_str().into(), prefix.as_str().into()])
+            .map_err(|e| storage_error("last used bind", e))?,
+        );
+    }
+    db.batch(stmts).await.map_err(|e| storage_error("last used flush", e))?;
+    Ok(())
+}
