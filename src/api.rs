@@ -13,7 +13,7 @@ use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial, PREFIX_COLLISION};
 use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
 use interlog_core::origin::Origin;
-use interlog_core::protocol::{Caller, DoReply, Op};
+use interlog_core::protocol::{Caller, DoReply, DoResponse, Op, RateStanding};
 use interlog_core::routes::Endpoint;
 use interlog_core::{ApiError, ApiKey, InteractionId, KeyPrefix, Scope};
 use interlog_durable::platform::{now_ms, random_bytes};
@@ -84,6 +84,8 @@ async fn build(
     let body = || body.ok_or_else(|| ApiError::validation("request body is required"));
     let mut extra = Extra::default();
     let op = match endpoint {
+        // Served by crate::mcp, never built here.
+        Endpoint::Mcp => return Err(ApiError::NotFound),
         Endpoint::GetOrg => Op::GetOrg,
         Endpoint::UpdateOrg => {
             let obj = body()?.as_object().ok_or_else(|| ApiError::validation("body must be a JSON object"))?;
@@ -205,6 +207,26 @@ fn cursor_key(who: &Verified) -> CursorKey {
     CursorKey::new(who.pepper.derive(CURSOR_LABEL))
 }
 
+/// Who is calling and from where, for every actor call of one request.
+pub struct CallCtx {
+    pub request_id: String,
+    pub ip: Option<String>,
+    pub origin: Option<String>,
+    pub caller: Caller,
+}
+
+/// An answer the actor produced, with what the response headers need.
+pub struct Forwarded {
+    pub reply: Result<Reply, ApiError>,
+    pub origin_allowed: bool,
+    pub rate: Option<RateStanding>,
+}
+
+/// One call to the caller's org actor.
+pub async fn actor(env: &Env, who: &Verified, ctx: &CallCtx, op: Op) -> Result<DoResponse, ApiError> {
+    call_actor(env, &who.org, &ctx.request_id, ctx.ip.clone(), ctx.origin.clone(), ctx.caller.clone(), op).await
+}
+
 /// Headers added to the answer whatever it is (CORS for allowed origins).
 pub type ExtraHeaders = Vec<(&'static str, String)>;
 
@@ -218,22 +240,24 @@ pub async fn handle(
 ) -> (Result<Reply, ApiError>, ExtraHeaders) {
     let origin = origin_of(req);
     match forward(req, env, scope, endpoint, request_id, origin.clone()).await {
-        Ok((reply, true)) => {
-            let cors = match origin {
-                Some(o) => vec![
-                    ("access-control-allow-origin", o),
-                    ("access-control-expose-headers", crate::cors::EXPOSE.to_string()),
-                ],
-                None => Vec::new(),
-            };
-            (reply, cors)
+        Ok(Forwarded { reply, origin_allowed, rate }) => {
+            let mut extra = Vec::new();
+            if let (true, Some(o)) = (origin_allowed, origin) {
+                extra.push(("access-control-allow-origin", o));
+                extra.push(("access-control-expose-headers", crate::cors::EXPOSE.to_string()));
+            }
+            // Errors carry the key's standing too (a 429 above all).
+            if let (Err(_), Some(rate)) = (&reply, rate) {
+                extra.push(("ratelimit-policy", rate.policy_header()));
+                extra.push(("ratelimit", rate.header()));
+            }
+            (reply, extra)
         }
-        Ok((reply, false)) => (reply, Vec::new()),
         Err(e) => (Err(e), Vec::new()),
     }
 }
 
-/// The call itself; `Ok((answer, origin_allowed))` once the actor answered.
+/// The call itself, once the key is verified and the actor answered.
 async fn forward(
     req: &mut Request,
     env: &Env,
@@ -241,7 +265,7 @@ async fn forward(
     endpoint: Endpoint,
     request_id: &str,
     origin: Option<String>,
-) -> Result<(Result<Reply, ApiError>, bool), ApiError> {
+) -> Result<Forwarded, ApiError> {
     let ip = client_ip(req);
     let who = verify(req, env, request_id, ip.as_deref()).await?;
     // The body is read once (capped); problems with it are answered only once
@@ -254,6 +278,11 @@ async fn forward(
         None => None,
     };
     let caller = Caller::Key { prefix: who.prefix, scope, rehash: who.rehash.clone() };
+    let ctx = CallCtx { request_id: request_id.to_string(), ip, origin, caller };
+    if endpoint == Endpoint::Mcp {
+        let body = body.unwrap_or_else(|| Err(ApiError::validation("request body is required")));
+        return crate::mcp::handle(req, env, &who, &ctx, body).await;
+    }
     let mut attempt = 0;
     let (response, extra) = loop {
         attempt += 1;
@@ -263,7 +292,7 @@ async fn forward(
             None => build(req, &endpoint, &who, None).await,
         }
         .unwrap_or_else(|error| (Op::Invalid { error }, Extra::default()));
-        let response = call_actor(env, &who.org, request_id, ip.clone(), origin.clone(), caller.clone(), op).await?;
+        let response = actor(env, &who, &ctx, op).await?;
         let collided = matches!(&response.reply, DoReply::Failed { error: ApiError::Conflict { message } } if message == PREFIX_COLLISION);
         if !(collided && attempt < MINT_ATTEMPTS) {
             break (response, extra);
@@ -286,5 +315,13 @@ async fn forward(
         DoReply::Denied { .. } => return Err(ApiError::Unauthorized),
         DoReply::Failed { error } => Err(error),
     };
-    Ok((reply, response.origin_allowed))
+    let reply = match (reply, response.rate) {
+        (Ok(mut r), Some(rate)) => {
+            r.headers.push(("ratelimit-policy", rate.policy_header()));
+            r.headers.push(("ratelimit", rate.header()));
+            Ok(r)
+        }
+        (reply, _) => reply,
+    };
+    Ok(Forwarded { reply, origin_allowed: response.origin_allowed, rate: response.rate })
 }

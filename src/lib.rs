@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod cors;
 mod limits;
+mod mcp;
 mod respond;
 
 pub use interlog_durable::{Janitor, OrgActor};

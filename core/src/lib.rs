@@ -16,6 +16,7 @@ pub mod interaction;
 pub mod key;
 pub mod keys;
 pub mod listing;
+pub mod mcp;
 pub mod netaddr;
 pub mod org;
 pub mod origin;

@@ -40,6 +40,8 @@ pub enum Caller {
 pub enum Op {
     /// Record a credential failure (used with [`Caller::FailedKey`]).
     RecordAuthFailure,
+    /// Nothing but the key checks (liveness, scope, L2, origin): 204.
+    Ping,
     /// `GET /v1/org`.
     GetOrg,
     /// `POST /v1/interactions`.
@@ -113,6 +115,32 @@ pub struct DoResponse {
     pub reply: DoReply,
     #[serde(default)]
     pub origin_allowed: bool,
+    /// The caller's L2 standing, for the RateLimit headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateStanding>,
+}
+
+/// A key's L2 standing after this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStanding {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until at least one more request would be admitted (0: now).
+    pub reset_s: u64,
+    /// The policy window in seconds.
+    pub window_s: u64,
+}
+
+impl RateStanding {
+    /// `RateLimit-Policy` (IETF httpapi draft): `"per-key";q=1000;w=60`.
+    pub fn policy_header(&self) -> String {
+        format!("\"per-key\";q={};w={}", self.limit, self.window_s)
+    }
+
+    /// `RateLimit` (IETF httpapi draft): `"per-key";r=999;t=0`.
+    pub fn header(&self) -> String {
+        format!("\"per-key\";r={};t={}", self.remaining, self.reset_s)
+    }
 }
 
 impl DoRequest {

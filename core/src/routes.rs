@@ -22,6 +22,7 @@ pub enum Endpoint {
     RotateKey(String),
     ListAudit,
     ListAlerts,
+    Mcp,
 }
 
 impl Endpoint {
@@ -31,6 +32,7 @@ impl Endpoint {
             Endpoint::CreateInteraction => Some(SINGLE_BODY_LIMIT),
             Endpoint::CreateInteractions => Some(BATCH_BODY_LIMIT),
             Endpoint::UpdateOrg | Endpoint::CreateKey | Endpoint::RotateKey(_) => Some(MANAGEMENT_BODY_LIMIT),
+            Endpoint::Mcp => Some(crate::mcp::MCP_BODY_LIMIT),
             _ => None,
         }
     }
@@ -61,6 +63,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
         }
         "/v1/audit-log" => vec![("GET", api(Scope::Admin, Endpoint::ListAudit))],
         "/v1/alerts" => vec![("GET", api(Scope::Read, Endpoint::ListAlerts))],
+        "/mcp" => vec![("POST", api(Scope::Read, Endpoint::Mcp))],
         "/v1/interactions" => vec![
             ("GET", api(Scope::Read, Endpoint::ListInteractions)),
             ("POST", api(Scope::Ingest, Endpoint::CreateInteraction)),

@@ -7,6 +7,7 @@
 pub mod interactions;
 pub mod janitor;
 pub mod keys;
+pub mod limits;
 pub mod org_actor;
 pub mod platform;
 pub mod records;

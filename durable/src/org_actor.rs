@@ -4,6 +4,7 @@
 
 use crate::interactions;
 use crate::keys;
+use crate::limits;
 use crate::platform::{ms, now_ms, opt_str, storage_error, write_audit, AuditEntry};
 use crate::records;
 use crate::retention::{self, RetentionConfig};
@@ -11,7 +12,8 @@ use interlog_core::alerts::{AlertKind, AlertRules, AlertTracker};
 use interlog_core::auth::{Access, AuthFailure, KeyStatus};
 use interlog_core::keys::{rotated_expiry, KeyRecord};
 use interlog_core::org::OrgView;
-use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, DoResponse, Op};
+use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, DoResponse, Op, RateStanding};
+use interlog_core::ratelimit::RateLimiter;
 use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, KeyPrefix, OrgId, Scope};
 use serde::Deserialize;
@@ -44,6 +46,10 @@ pub struct OrgActor {
     /// `last_used_at` values not yet written to D1.
     used: RefCell<HashMap<KeyPrefix, i64>>,
     alerts: RefCell<AlertTracker>,
+    /// L2: per-key sliding windows, restored from D1 checkpoints on first use.
+    limiter: RefCell<Option<RateLimiter<KeyPrefix>>>,
+    /// The caller's L2 standing for the response being built.
+    standing: Cell<Option<RateStanding>>,
     /// Whether this instance has checked its alarm (and the Janitor's) yet.
     armed: Cell<bool>,
 }
@@ -74,6 +80,8 @@ impl DurableObject for OrgActor {
             origins: RefCell::new(None),
             used: RefCell::new(HashMap::new()),
             alerts: RefCell::new(AlertTracker::new(AlertRules::default())),
+            limiter: RefCell::new(None),
+            standing: Cell::new(None),
             armed: Cell::new(false),
         }
     }
@@ -84,6 +92,7 @@ impl DurableObject for OrgActor {
             Err(e) => DoResponse {
                 reply: DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
                 origin_allowed: false,
+                rate: None,
             },
         };
         Response::from_json(&response)
@@ -105,12 +114,13 @@ impl OrgActor {
     }
 
     async fn handle(&self, call: DoRequest) -> DoResponse {
+        self.standing.set(None);
         let reply = match self.serve(&call).await {
             Ok(reply) => reply,
             Err(error) => DoReply::Failed { error },
         };
         let origin_allowed = call.origin.as_ref().is_some_and(|o| self.origin_allowed(o));
-        DoResponse { reply, origin_allowed }
+        DoResponse { reply, origin_allowed, rate: self.standing.take() }
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
@@ -150,6 +160,7 @@ impl OrgActor {
                         Err(ApiError::Forbidden { message: format!("this API key lacks the '{s}' scope") })
                     }
                     Access::Granted => {
+                        self.check_l2(&db, org, *prefix, now).await?;
                         if let Some(o) = &call.origin {
                             if !self.origin_allowed(o) {
                                 let detail = json!({ "origin": o }).to_string();
@@ -174,6 +185,7 @@ impl OrgActor {
     async fn run(&self, call: &DoRequest, db: &D1Database, now: i64) -> Res<DoReply> {
         let org = &call.org_id;
         match &call.op {
+            Op::Ping => Ok(ok(204, Value::Null)),
             Op::GetOrg => self.org_reply(db, org).await,
             Op::UpdateOrg { name, allowed_origins } => {
                 let origins_json = allowed_origins
@@ -348,8 +360,18 @@ impl OrgActor {
         Ok(ok(200, body))
     }
 
-    /// Loads the org's keys and settings on first use.
+    /// Loads the org's keys, settings and L2 checkpoints on first use.
     async fn ensure_loaded(&self, db: &D1Database, org: &OrgId) -> Res<()> {
+        if self.limiter.borrow().is_none() {
+            let mut limiter = limits::new_limiter(&self.env);
+            let now = now_ms();
+            let rows = limits::load(db, org, &limiter, now).await?;
+            limiter.restore(rows, now);
+            // Another request may have restored it while this one waited.
+            if self.limiter.borrow().is_none() {
+                *self.limiter.borrow_mut() = Some(limiter);
+            }
+        }
         if self.keys.borrow().is_none() {
             let loaded = keys::load(db, org).await?;
             *self.keys.borrow_mut() = Some(loaded);
@@ -380,6 +402,56 @@ impl OrgActor {
         Ok(found)
     }
 
+    /// L2 for a live key: counts the request, records the standing for the
+    /// RateLimit headers, and refuses with 429 when the key is over its limit.
+    async fn check_l2(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, now: i64) -> Res<()> {
+        let decision = {
+            let mut guard = self.limiter.borrow_mut();
+            let limiter = guard.get_or_insert_with(|| limits::new_limiter(&self.env));
+            let d = limiter.check(&prefix, now);
+            self.standing.set(Some(RateStanding {
+                limit: d.limit,
+                remaining: d.remaining,
+                reset_s: u64::try_from(d.reset_ms.max(0)).unwrap_or(0).div_ceil(1000),
+                window_s: u64::try_from(limiter.period_ms()).unwrap_or(60_000).div_ceil(1000),
+            }));
+            d
+        };
+        if !decision.allowed {
+            self.observe(db, org, AlertKind::L2LimitRepeated, prefix).await;
+            return Err(ApiError::RateLimited { retry_after_s: decision.retry_after_s() });
+        }
+        let unsaved = self.limiter.borrow().as_ref().map_or(0, RateLimiter::unsaved_admissions);
+        if unsaved >= limits::CHECKPOINT_EVERY {
+            self.checkpoint(db, org, now).await;
+        } else if unsaved == 1 {
+            self.schedule(limits::CHECKPOINT_DELAY_MS, now).await;
+        }
+        Ok(())
+    }
+
+    /// Writes the limiter's changed buckets; on failure they are kept for the next try.
+    async fn checkpoint(&self, db: &D1Database, org: &OrgId, now: i64) {
+        let rows = self.limiter.borrow_mut().as_mut().map(|l| l.snapshot_dirty(now)).unwrap_or_default();
+        if let Err(e) = limits::save(db, org, &rows, now).await {
+            console_error!("L2 checkpoint failed: {e}");
+            if let Some(l) = self.limiter.borrow_mut().as_mut() {
+                l.requeue(rows);
+            }
+        }
+    }
+
+    /// Makes sure the alarm fires within `delay_ms`.
+    async fn schedule(&self, delay_ms: i64, now: i64) {
+        let storage = self.state.storage();
+        let due = storage.get_alarm().await.ok().flatten();
+        if due.is_none_or(|t| t > now + delay_ms) {
+            if let Err(e) = storage.set_alarm(delay_ms).await {
+                console_error!("could not schedule the alarm: {e}");
+            }
+        }
+    }
+
     /// Remembers that a key was used (written to D1 by the alarm, not per
     /// request) and raises `key_expiring` for keys close to their expiry.
     async fn note_use(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, expires_at: Option<i64>, now: i64) {
@@ -390,13 +462,7 @@ impl OrgActor {
             was_empty
         };
         if first_dirty {
-            let storage = self.state.storage();
-            let due = storage.get_alarm().await.ok().flatten();
-            if due.is_none_or(|t| t > now + FLUSH_DELAY_MS) {
-                if let Err(e) = storage.set_alarm(FLUSH_DELAY_MS).await {
-                    console_error!("could not schedule last_used flush: {e}");
-                }
-            }
+            self.schedule(FLUSH_DELAY_MS, now).await;
         }
         let expiring = self.alerts.borrow().expiring_soon(expires_at, now);
         if expiring {
@@ -461,6 +527,10 @@ impl OrgActor {
             });
         }
         self.alerts.borrow_mut().evict(now);
+        self.checkpoint(&db, &org, now).await;
+        if let Some(l) = self.limiter.borrow_mut().as_mut() {
+            l.evict_idle(now);
+        }
 
         let cfg = RetentionConfig::from_env(&self.env);
         let due: Option<i64> = storage.get(NEXT_RETENTION_KEY).await.map_err(|e| storage_error("alarm due", e))?;
@@ -477,6 +547,9 @@ impl OrgActor {
         }
         if !self.used.borrow().is_empty() {
             next = next.min(now + FLUSH_DELAY_MS);
+        }
+        if self.limiter.borrow().as_ref().is_some_and(|l| l.unsaved_admissions() > 0) {
+            next = next.min(now + limits::CHECKPOINT_DELAY_MS);
         }
         storage.set_alarm(next.saturating_sub(now).max(0)).await.map_err(|e| storage_error("alarm rearm", e))?;
         Ok(())

@@ -1,0 +1,94 @@
+//! L2 in the OrgActor: the per-key limiter's state lives in memory and is
+//! checkpointed to D1 `rate_limits` in batches (never one write per request),
+//! then restored when the actor starts, so a restart does not hand out a
+//! fresh budget. Worst-case slack: see docs/ratelimit.md.
+
+use crate::platform::{ms, storage_error};
+use interlog_core::ratelimit::{Checkpoint, RateLimiter, L2_LIMIT, L2_PERIOD_MS};
+use interlog_core::{ApiError, KeyPrefix, OrgId};
+use serde::Deserialize;
+use worker::wasm_bindgen::JsValue;
+use worker::{D1Database, Env};
+
+/// Columns a `rate_limits` upsert binds (D1 allows 100 per statement).
+const COLUMNS: usize = 5;
+const ROWS_PER_STATEMENT: usize = 100 / COLUMNS;
+/// Admissions after which a checkpoint is written right away.
+pub const CHECKPOINT_EVERY: u64 = 200;
+/// Longest a counted admission waits for its checkpoint (via the alarm).
+pub const CHECKPOINT_DELAY_MS: i64 = 5_000;
+
+/// The L2 limiter as configured (`L2_LIMIT`, `L2_PERIOD_MS` vars; the posture's
+/// 1000 / 60 s by default, raised only in a bench environment).
+pub fn new_limiter(env: &Env) -> RateLimiter<KeyPrefix> {
+    let var = |n: &str| env.var(n).ok().and_then(|v| v.to_string().trim().parse::<i64>().ok());
+    let limit = var("L2_LIMIT").and_then(|v| u32::try_from(v).ok()).unwrap_or(L2_LIMIT);
+    let period = var("L2_PERIOD_MS").unwrap_or(L2_PERIOD_MS);
+    RateLimiter::new(limit, period).unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct Row {
+    prefix: String,
+    window_start: f64,
+    count: f64,
+}
+
+/// Loads the org's checkpoints that still matter at `now_ms`.
+pub async fn load(
+    db: &D1Database,
+    org: &OrgId,
+    limiter: &RateLimiter<KeyPrefix>,
+    now_ms: i64,
+) -> Result<Vec<Checkpoint<KeyPrefix>>, ApiError> {
+    let since = now_ms - limiter.period_ms() - limiter.bucket_ms();
+    let rows: Vec<Row> = db
+        .prepare("SELECT prefix, window_start, count FROM rate_limits WHERE org_id = ?1 AND window_start >= ?2")
+        .bind(&[org.as_str().into(), ms(since)])
+        .map_err(|e| storage_error("rate limits bind", e))?
+        .all()
+        .await
+        .map_err(|e| storage_error("rate limits select", e))?
+        .results()
+        .map_err(|e| storage_error("rate limits decode", e))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Checkpoint {
+                key: KeyPrefix::parse(&r.prefix).ok()?,
+                window_start: r.window_start as i64,
+                count: r.count as u32,
+            })
+        })
+        .collect())
+}
+
+/// Upserts checkpoints in one D1 batch (20 rows a statement).
+pub async fn save(db: &D1Database, org: &OrgId, rows: &[Checkpoint<KeyPrefix>], now_ms: i64) -> Result<(), ApiError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut stmts = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_STATEMENT));
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO rate_limits (prefix, org_id, window_start, count, updated_at) VALUES {values} \
+             ON CONFLICT (prefix, window_start) DO UPDATE SET count = excluded.count, updated_at = excluded.updated_at"
+        );
+        let binds: Vec<JsValue> = chunk
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.key.as_str().into(),
+                    org.as_str().into(),
+                    ms(c.window_start),
+                    JsValue::from_f64(f64::from(c.count)),
+                    ms(now_ms),
+                ]
+            })
+            .collect();
+        stmts.push(db.prepare(sql).bind(&binds).map_err(|e| storage_error("checkpoint bind", e))?);
+    }
+    db.batch(stmts).await.map_err(|e| storage_error("checkpoint", e))?;
+    Ok(())
+}
