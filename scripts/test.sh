@@ -29,19 +29,23 @@ cargo build --quiet -p interlog-cli
 step "start the local system"
 STATE=$(mktemp -d -t interlog-test.XXXXXX)
 PORT=$(free_port)
+# Two loopback origins for the browser CORS test: one the test org allows, one not.
+PAGE_PORTS="$(free_port),$(free_port)"
+PREFLIGHT="https://app.example.com,https://global-only.example.com"
+for p in ${PAGE_PORTS//,/ }; do PREFLIGHT="$PREFLIGHT,http://127.0.0.1:$p"; done
 cleanup() {
   stop_local
   if [[ "${KEEP_STATE:-}" != 1 ]]; then rm -rf "$STATE"; fi
 }
 trap cleanup EXIT
-start_local "$STATE" "$PORT" --var RETENTION_INTERVAL_MS:2000 --var RETENTION_BUSY_INTERVAL_MS:300 \
+start_local "$STATE" "$PORT" --var "CORS_PREFLIGHT_ORIGINS:$PREFLIGHT" --var RETENTION_INTERVAL_MS:2000 --var RETENTION_BUSY_INTERVAL_MS:300 \
   --var RETENTION_BATCH_ROWS:500 --var RETENTION_MAX_ROWS_PER_RUN:5000
 echo "wrangler dev ready on 127.0.0.1:$PORT (state $STATE)"
 
 step "integration tests"
 set +e
 INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
-  INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" \
+  INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" INTERLOG_PAGE_PORTS="$PAGE_PORTS" \
   .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
 rc=$?
 set -e

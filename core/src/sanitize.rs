@@ -30,10 +30,13 @@
 //! BOS token. Visible whitespace is **not** ignored: `[ INST ]` is not `[INST]`
 //! and is left alone; the fold only removes what does not render.
 //!
-//! The marker holds no `<` and only one `[`, at its start, and no token starts
-//! with `[f`, so no token can match in, across or next to a marker: the output
-//! never contains a token, and sanitizing it again changes nothing. The fold and
-//! the guarantees are described in `docs/mcp.md` ("Prompt sanitizer").
+//! Matches are leftmost-longest and do not overlap. The marker holds no `<`,
+//! only one `[` (its first character) and only one `]` (its last), and no token
+//! starts with `[f`, so no token can overlap a marker. As the fold is per
+//! character, any token left in the output would lie wholly in text the scan
+//! already passed over: the output never contains a token, and sanitizing it
+//! again changes nothing. The fold and the guarantees are described in
+//! `docs/mcp.md` ("Prompt sanitizer").
 
 use std::borrow::Cow;
 
@@ -127,7 +130,8 @@ const UNIT_BAR: u8 = 0x80;
 /// Folded unit for a character with no ASCII form; it matches nothing.
 const UNIT_OTHER: u8 = 0xFF;
 
-/// Longest folded form kept for one character (after NFKC); longer ones match nothing.
+/// Most units a skeleton folds to (a longer one has no ASCII form worth
+/// matching), and the most the per-call cache keeps for one character.
 const MAX_PROTOTYPE: usize = 8;
 
 /// Replaces every control token in `input`, as found by
@@ -299,7 +303,7 @@ fn fold_char(c: char, emit: &mut impl FnMut(u8)) {
 ///
 /// The character's own prototype is tried first (Cyrillic `М` → `M`); failing
 /// that, for an upper-case letter, the prototype of its lower case, upper-cased
-/// again (so small-capital prototypes keep their case).
+/// again so that `<s>`/`</s>` still see the case the reader sees.
 fn fold_lookalike(d: char, emit: &mut impl FnMut(u8)) {
     let mut buf = [0u8; 4];
     if let Some(p) = Prototype::of(d.encode_utf8(&mut buf)) {
@@ -941,6 +945,21 @@ mod tests {
             "<|constrain|>",
         ] {
             assert!(CONTROL_TOKENS.contains(&required), "{required}");
+        }
+    }
+
+    #[test]
+    fn documented_examples_hold() {
+        assert_eq!(sanitize("<|\u{00ED}m\u{0336}_start|>"), "[filtered:im_start]");
+        assert_eq!(sanitize("＜｜ＩＭ＿ＳＴＡＲＴ｜＞"), "[filtered:im_start]");
+        assert_eq!(sanitize("<|\u{1D422}\u{1D426}_start|>"), "[filtered:im_start]");
+        assert_eq!(sanitize("\u{2039}\u{01C0}eot_id\u{2223}\u{203A}"), "[filtered:eot_id]");
+        assert_eq!(sanitize("«ЅYЅ»"), "[filtered:SYS]");
+        assert_eq!(sanitize("〈start_of_turn〉"), "[filtered:start_of_turn]");
+        assert_eq!(sanitize("⟦ᴛᴏᴏʟ_ᴄᴀʟʟꜱ⟧"), "[filtered:TOOL_CALLS]");
+        assert_eq!(sanitize("x\u{200B}[INST]\u{200B}y"), "x\u{200B}[filtered:INST]\u{200B}y");
+        for text in ["a < s > b", "<strong>", "<span>", "</script>", "<sup>", "l|I1 rn/m 0/O"] {
+            assert!(matches!(sanitize(text), Cow::Borrowed(t) if t == text), "{text:?}");
         }
     }
 
