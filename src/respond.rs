@@ -27,7 +27,12 @@ impl Reply {
 
 fn base_headers(request_id: &str) -> Headers {
     let h = Headers::new();
-    for (k, v) in [("x-request-id", request_id), ("cache-control", "no-store"), ("x-content-type-options", "nosniff")] {
+    for (k, v) in [
+        ("x-request-id", request_id),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("vary", "Origin"),
+    ] {
         let _ = h.set(k, v);
     }
     h
