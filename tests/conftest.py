@@ -8,6 +8,7 @@ reads D1 through `wrangler d1 execute --local`, exactly as an operator would.
 import json
 import os
 import random
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -126,3 +127,83 @@ def post_json(path: str, key: str, payload, headers: dict | None = None):
     h.update(headers or {})
     data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
     return call("POST", path, key=key, headers=h, data=data)[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalServer:
+    """A second, separately managed local system (own state folder, pepper,
+    port), for tests that stop and start a server or change its config."""
+
+    def __init__(self, name: str, config: Path | None = None):
+        import secrets
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix=f"interlog-{name}-"))
+        self.persist = str(self.dir / "persist")
+        self.config = config
+        self.pepper = secrets.token_hex(32)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.wrangler("d1", "migrations", "apply", "DB", "--local")
+        self.create_secret("interlog-pepper", self.pepper)
+
+    def wrangler(self, *args: str) -> str:
+        env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false")
+        cfg = ["--config", str(self.config)] if self.config else []
+        out = subprocess.run([WRANGLER, *args, *cfg, "--persist-to", self.persist], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    def create_secret(self, name: str, value: str) -> None:
+        store = re.search(r'store_id = "([^"]+)"', (ROOT / "wrangler.toml").read_text()).group(1)
+        self.wrangler("secrets-store", "secret", "create", store, "--name", name, "--value", value, "--scopes", "workers")
+
+    def start(self, *dev_args: str) -> "LocalServer":
+        log = open(self.dir / "wrangler.log", "a")
+        env = dict(os.environ, INTERLOG_PREBUILT="1", CI="true", WRANGLER_SEND_METRICS="false")
+        cfg = ["--config", str(self.config)] if self.config else []
+        self.proc = subprocess.Popen(
+            [WRANGLER, "dev", *cfg, "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
+             "--persist-to", self.persist, "--show-interactive-dev-session=false", *dev_args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        for _ in range(240):
+            try:
+                if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            assert self.proc.poll() is None, (self.dir / "wrangler.log").read_text()[-3000:]
+            time.sleep(0.5)
+        raise AssertionError("local server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def admin(self, *args: str, pepper: str | None = None, version: str = "1") -> dict:
+        env = dict(os.environ, INTERLOG_PEPPER=pepper or self.pepper, INTERLOG_PEPPER_VERSION=version)
+        out = subprocess.run([ADMIN, *args, "--persist-to", self.persist], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def d1(self, sql: str) -> list:
+        return json.loads(self.wrangler("d1", "execute", "DB", "--local", "--json", "--command", sql))[0]["results"]
+
+    def get(self, path: str, key: str | None = None, **kw):
+        h = {"CF-Connecting-IP": random_ip()}
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        return requests.get(self.url + path, headers=h, timeout=30, **kw)

@@ -98,3 +98,79 @@ def test_ratelimit_503_fails_closed_without_binding(server_without_l1):
     assert int(r.headers["retry-after"]) > 0
     # Health needs no limiter.
     assert requests.get(server_without_l1 + "/v1/health", timeout=30).status_code == 200
+
+
+# ---- L2: per key, 1000 / 60 s, inside the org's actor, after the hash verifies.
+
+from conftest import LocalServer, new_org, scoped_key  # noqa: E402
+
+L2_LIMIT = 1000
+RATE = re.compile(r'^"per-key";r=(\d+);t=(\d+)$')
+
+
+def remaining(r) -> int:
+    m = RATE.match(r.headers["ratelimit"])
+    assert m, r.headers.get("ratelimit")
+    return int(m.group(1))
+
+
+def test_ratelimit_headers_on_authenticated_responses(keys_a):
+    r, _ = call("GET", "/v1/interactions?limit=1", key=keys_a.read)
+    assert r.headers["ratelimit-policy"] == f'"per-key";q={L2_LIMIT};w=60'
+    assert 0 <= remaining(r) < L2_LIMIT
+    e, _ = call("GET", "/v1/interactions?limit=0", key=keys_a.read)
+    assert e.status_code == 400 and "ratelimit" in e.headers
+
+
+def test_ratelimit_429_l2_per_key():
+    org, other_org = new_org("L2 org"), new_org("L2 other org")
+    key, sibling = scoped_key(org, "read"), scoped_key(org, "read")
+    with ThreadPoolExecutor(16) as ex:
+        statuses = list(ex.map(lambda _: call("GET", "/v1/interactions?limit=1", key=key)[0].status_code,
+                               range(L2_LIMIT)))
+    assert statuses.count(200) == L2_LIMIT, {s: statuses.count(s) for s in set(statuses)}
+    r, elapsed = call("GET", "/v1/interactions?limit=1", key=key)
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "RATE_LIMITED"
+    assert int(r.headers["retry-after"]) >= 1
+    assert remaining(r) == 0
+    assert elapsed >= FLOOR_S
+    # Nobody else's budget was spent: a sibling key and another org's key pass.
+    assert call("GET", "/v1/interactions?limit=1", key=sibling)[0].status_code == 200
+    assert call("GET", "/v1/interactions?limit=1", key=other_org.key)[0].status_code == 200
+    # Repeated hits raise an alert for that key.
+    for _ in range(3):
+        call("GET", "/v1/interactions?limit=1", key=key)
+    alerts = call("GET", "/v1/alerts?kind=l2_limit_repeated", key=org.key)[0].json()["alerts"]
+    assert [a["prefix"] for a in alerts] == [key[8:16]]
+
+
+def test_ratelimit_l2_prefix_of_someone_else_costs_nothing(keys_a):
+    """Sending another key's public prefix with a wrong secret never spends its budget."""
+    before = remaining(call("GET", "/v1/interactions?limit=1", key=keys_a.read)[0])
+    body = keys_a.read[len("ck_live_"):]
+    wrong = "ck_live_" + body[:8] + ("0" if body[8] != "0" else "1") + body[9:]
+    for _ in range(20):
+        assert call("GET", "/v1/interactions?limit=1", key=wrong)[0].status_code == 401
+    after = remaining(call("GET", "/v1/interactions?limit=1", key=keys_a.read)[0])
+    assert after == before - 1
+
+
+def test_ratelimit_l2_budget_restored_after_restart():
+    server = LocalServer("l2-restart").start()
+    try:
+        org = server.admin("create-org", "--name", "Restart org")
+        used = 300
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda _: server.get("/v1/interactions?limit=1", key=org["key"]), range(used)))
+        time.sleep(7)  # past the checkpoint delay (5 s)
+        rows = server.d1("SELECT SUM(count) AS n FROM rate_limits")
+        assert rows[0]["n"] == used
+        server.stop()
+        server.start()
+        r = server.get("/v1/interactions?limit=1", key=org["key"])
+        assert r.status_code == 200
+        # Exact here (checkpointed before the stop); docs/ratelimit.md bounds the slack otherwise.
+        assert remaining(r) == L2_LIMIT - used - 1
+    finally:
+        server.stop()

@@ -95,8 +95,25 @@ fn wrangler() -> Vec<String> {
     vec!["npx".into(), "wrangler".into()]
 }
 
-/// Runs SQL through `wrangler d1 execute`; returns stderr+stdout on failure.
+/// Runs SQL through `wrangler d1 execute`, retrying twice after a failure
+/// that is not a constraint violation (a busy local database, a network
+/// hiccup); returns the output of the last failure.
 fn execute(a: &Args, sql: &str) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
+        }
+        match execute_once(a, sql) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.contains("constraint failed") => return Err(e),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn execute_once(a: &Args, sql: &str) -> Result<(), String> {
     let w = wrangler();
     let mut cmd = Command::new(&w[0]);
     cmd.args(&w[1..]).args(["d1", "execute", a.database.as_deref().unwrap_or("DB"), "--command", sql]);
@@ -116,7 +133,12 @@ fn execute(a: &Args, sql: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "wrangler d1 execute failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
