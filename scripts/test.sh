@@ -38,7 +38,7 @@ cleanup() {
   if [[ "${KEEP_STATE:-}" != 1 ]]; then rm -rf "$STATE"; fi
 }
 trap cleanup EXIT
-start_local "$STATE" "$PORT" --var "CORS_PREFLIGHT_ORIGINS:$PREFLIGHT" --var RETENTION_INTERVAL_MS:2000 --var RETENTION_BUSY_INTERVAL_MS:300 \
+start_local "$STATE" "$PORT" --var "CORS_PREFLIGHT_ORIGINS:$PREFLIGHT" --var TEST_FAULTS:enabled --var RETENTION_INTERVAL_MS:2000 --var RETENTION_BUSY_INTERVAL_MS:300 \
   --var RETENTION_BATCH_ROWS:500 --var RETENTION_MAX_ROWS_PER_RUN:5000
 echo "wrangler dev ready on 127.0.0.1:$PORT (state $STATE)"
 

@@ -212,6 +212,8 @@ pub struct CallCtx {
     pub request_id: String,
     pub ip: Option<String>,
     pub origin: Option<String>,
+    /// Test environment only (see `crate::faults`).
+    pub inject_fault: bool,
     pub caller: Caller,
 }
 
@@ -224,7 +226,17 @@ pub struct Forwarded {
 
 /// One call to the caller's org actor.
 pub async fn actor(env: &Env, who: &Verified, ctx: &CallCtx, op: Op) -> Result<DoResponse, ApiError> {
-    call_actor(env, &who.org, &ctx.request_id, ctx.ip.clone(), ctx.origin.clone(), ctx.caller.clone(), op).await
+    call_actor(
+        env,
+        &who.org,
+        &ctx.request_id,
+        ctx.ip.clone(),
+        ctx.origin.clone(),
+        ctx.inject_fault,
+        ctx.caller.clone(),
+        op,
+    )
+    .await
 }
 
 /// Headers added to the answer whatever it is (CORS for allowed origins).
@@ -278,7 +290,8 @@ async fn forward(
         None => None,
     };
     let caller = Caller::Key { prefix: who.prefix, scope, rehash: who.rehash.clone() };
-    let ctx = CallCtx { request_id: request_id.to_string(), ip, origin, caller };
+    let inject_fault = crate::faults::requested(req, env);
+    let ctx = CallCtx { request_id: request_id.to_string(), ip, origin, inject_fault, caller };
     if endpoint == Endpoint::Mcp {
         let body = body.unwrap_or_else(|| Err(ApiError::validation("request body is required")));
         return crate::mcp::handle(req, env, &who, &ctx, body).await;

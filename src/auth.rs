@@ -123,7 +123,8 @@ pub async fn verify(req: &Request, env: &Env, request_id: &str, ip: Option<&str>
         (Some(reason @ AuthFailure::WrongHash), Some(org), Some(prefix)) => {
             let caller = Caller::FailedKey { prefix, reason };
             let ip = ip.map(str::to_string);
-            let _ = call_actor(env, &parse_org(&org)?, request_id, ip, None, caller, Op::RecordAuthFailure).await;
+            let _ =
+                call_actor(env, &parse_org(&org)?, request_id, ip, None, false, caller, Op::RecordAuthFailure).await;
             Err(ApiError::Unauthorized)
         }
         (Some(reason), _, _) => {
@@ -151,16 +152,26 @@ fn parse_org(raw: &str) -> Result<OrgId, ApiError> {
 }
 
 /// Sends one call to the org's actor and reads its answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn call_actor(
     env: &Env,
     org_id: &OrgId,
     request_id: &str,
     client_ip: Option<String>,
     origin: Option<String>,
+    inject_fault: bool,
     caller: Caller,
     op: Op,
 ) -> Result<DoResponse, ApiError> {
-    let call = DoRequest { org_id: org_id.clone(), request_id: request_id.to_string(), client_ip, origin, caller, op };
+    let call = DoRequest {
+        org_id: org_id.clone(),
+        request_id: request_id.to_string(),
+        client_ip,
+        origin,
+        inject_fault,
+        caller,
+        op,
+    };
     let stub = env
         .durable_object("ORG_ACTOR")
         .and_then(|ns| ns.id_from_name(call.org_id.as_str())?.get_stub())

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod body;
 mod cors;
+mod faults;
 mod limits;
 mod mcp;
 mod respond;

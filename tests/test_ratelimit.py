@@ -170,7 +170,13 @@ def test_ratelimit_l2_budget_restored_after_restart():
         server.start()
         r = server.get("/v1/interactions?limit=1", key=org["key"])
         assert r.status_code == 200
+        # Without TEST_FAULTS the fault header does nothing (as in production).
+        f = requests.post(server.url + "/v1/interactions", json={"type": "t"}, timeout=30,
+                          headers={"Authorization": f"Bearer {org['key']}", "x-interlog-fault": "d1",
+                                   "CF-Connecting-IP": random_ip()})
+        assert f.status_code == 201
         # Exact here (checkpointed before the stop); docs/ratelimit.md bounds the slack otherwise.
         assert remaining(r) == L2_LIMIT - used - 1
+        assert remaining(f) == L2_LIMIT - used - 2
     finally:
         server.stop()

@@ -83,6 +83,10 @@ pub struct DoRequest {
     /// The request's `Origin` header, if any (checked against the org's list).
     #[serde(default)]
     pub origin: Option<String>,
+    /// Test environment only: make this request's D1 writes fail (see
+    /// `src/faults.rs` for the guards that keep it out of production).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inject_fault: bool,
     pub caller: Caller,
     pub op: Op,
 }
@@ -171,6 +175,7 @@ mod tests {
             request_id: "req_x".into(),
             client_ip: Some("203.0.113.9".into()),
             origin: None,
+            inject_fault: false,
             caller: Caller::Key { prefix: KeyPrefix::parse("ABCDEFGH").unwrap(), scope: Scope::Admin, rehash: None },
             op: Op::GetOrg,
         };

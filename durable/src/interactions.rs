@@ -19,6 +19,9 @@ const COLUMNS: &str = "id, type, occurred_at, received_at, actor, session, conte
 const INSERT_COLUMNS: usize = 10;
 /// D1 allows 100 bound parameters a statement: 10 rows of 10 columns.
 const ROWS_PER_INSERT: usize = 100 / INSERT_COLUMNS;
+/// A statement that always fails, appended to a write when a test injects a
+/// D1 fault: the real transaction then aborts after the real inserts ran.
+const INJECTED_FAULT: &str = "INSERT INTO interlog_injected_fault (x) VALUES (1)";
 const CONFLICT: &str = "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
 
 type Res<T> = Result<T, ApiError>;
@@ -119,17 +122,16 @@ async fn by_idempotency_keys(db: &D1Database, org: &OrgId, keys: &[&str]) -> Res
 
 /// `POST /v1/interactions`: 201 with the new record, or 200 with the record
 /// first stored under the same idempotency key.
-pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction) -> Res<DoReply> {
+pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction, inject_fault: bool) -> Res<DoReply> {
     let prepared = prepare(std::slice::from_ref(item))?;
     let p = &prepared[0];
-    let result = db
-        .prepare(insert_sql(1))
-        .bind(&p.binds(org))
-        .map_err(|e| storage_error("insert bind", e))?
-        .run()
-        .await
-        .map_err(|e| storage_error("insert", e))?;
-    let inserted = result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0;
+    let insert = db.prepare(insert_sql(1)).bind(&p.binds(org)).map_err(|e| storage_error("insert bind", e))?;
+    let mut statements = vec![insert];
+    if inject_fault {
+        statements.push(db.prepare(INJECTED_FAULT));
+    }
+    let results = db.batch(statements).await.map_err(|e| storage_error("insert", e))?;
+    let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0;
     if inserted {
         return Ok(ok(201, to_value(&p.view())?));
     }
@@ -144,12 +146,15 @@ pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction) -> 
 /// `POST /v1/interactions/batch`: one D1 transaction for all items, chunked
 /// under the bound-parameter limit. Items whose idempotency key is already
 /// stored come back as the stored record and are not written again.
-pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction]) -> Res<DoReply> {
+pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction], inject_fault: bool) -> Res<DoReply> {
     let prepared = prepare(items)?;
     let mut statements = Vec::with_capacity(prepared.len().div_ceil(ROWS_PER_INSERT));
     for chunk in prepared.chunks(ROWS_PER_INSERT) {
         let binds: Vec<JsValue> = chunk.iter().flat_map(|p| p.binds(org)).collect();
         statements.push(db.prepare(insert_sql(chunk.len())).bind(&binds).map_err(|e| storage_error("batch bind", e))?);
+    }
+    if inject_fault {
+        statements.push(db.prepare(INJECTED_FAULT));
     }
     db.batch(statements).await.map_err(|e| storage_error("batch insert", e))?;
 

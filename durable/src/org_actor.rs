@@ -212,8 +212,8 @@ impl OrgActor {
                 self.audit(call, "org.updated", None, self.caller_prefix(call), Some(&detail)).await;
                 self.org_reply(db, org).await
             }
-            Op::CreateInteraction { item } => interactions::create_one(db, org, item).await,
-            Op::CreateInteractions { items } => interactions::create_many(db, org, items).await,
+            Op::CreateInteraction { item } => interactions::create_one(db, org, item, call.inject_fault).await,
+            Op::CreateInteractions { items } => interactions::create_many(db, org, items, call.inject_fault).await,
             Op::ListInteractions { filter, limit, after } => {
                 interactions::list(db, org, filter, *limit, after.as_ref()).await
             }
@@ -485,15 +485,18 @@ impl OrgActor {
     /// on the next request.
     async fn ensure_armed(&self) {
         let storage = self.state.storage();
+        // None set, or one whose time has passed without it firing (the local
+        // runtime can lose an alarm that fell due while it was down): set it
+        // again. An extra run is harmless, runs are idempotent.
         let ok = match storage.get_alarm().await {
-            Ok(Some(_)) => true,
-            Ok(None) => storage.set_alarm(FIRST_ALARM_DELAY_MS).await.is_ok(),
+            Ok(Some(at)) if at >= now_ms() => true,
+            Ok(_) => storage.set_alarm(FIRST_ALARM_DELAY_MS).await.is_ok(),
             Err(_) => false,
         };
         let janitor =
             self.env.durable_object("JANITOR").and_then(|ns| ns.id_from_name(crate::janitor::JANITOR_NAME)?.get_stub());
         let janitor_ok = match janitor {
-            Ok(stub) => stub.fetch_with_str(crate::janitor::ARM_URL).await.is_ok(),
+            Ok(stub) => matches!(stub.fetch_with_str(crate::janitor::ARM_URL).await, Ok(r) if r.status_code() < 300),
             Err(_) => false,
         };
         if !(ok && janitor_ok) {
