@@ -203,7 +203,7 @@ fn known_id(raw: &str) -> Result<String, ApiError> {
     InteractionId::parse(raw).map(|i| i.to_string()).ok_or(ApiError::NotFound)
 }
 
-fn cursor_key(who: &Verified) -> CursorKey {
+pub(crate) fn cursor_key(who: &Verified) -> CursorKey {
     CursorKey::new(who.pepper.derive(CURSOR_LABEL))
 }
 

@@ -21,6 +21,7 @@ struct KeyLookup {
 }
 
 /// The current pepper and, during a rotation, the previous one.
+#[derive(Clone)]
 struct Peppers {
     current: Pepper,
     previous: Option<Pepper>,
@@ -49,9 +50,30 @@ async fn secret(env: &Env, binding: &str) -> Result<String, ApiError> {
         .ok_or_else(|| unavailable(format!("{binding} secret is empty")))
 }
 
-/// Loads the peppers. `PEPPER` (version `PEPPER_VERSION`) is required; during
-/// a rotation `PEPPER_PREVIOUS` (version `PEPPER_PREVIOUS_VERSION` > 0) too.
+/// How long an isolate keeps the peppers before reading them again.
+const PEPPER_TTL_MS: i64 = 60_000;
+
+thread_local! {
+    static PEPPERS: std::cell::RefCell<Option<(i64, Peppers)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The peppers, read from the Secrets Store at most once a minute per isolate
+/// (every outcome uses the same cached value, so timing is unaffected).
 async fn load_peppers(env: &Env) -> Result<Peppers, ApiError> {
+    let now = now_ms();
+    let cached =
+        PEPPERS.with(|c| c.borrow().as_ref().filter(|(at, _)| now - at < PEPPER_TTL_MS).map(|(_, p)| p.clone()));
+    if let Some(p) = cached {
+        return Ok(p);
+    }
+    let fresh = read_peppers(env).await?;
+    PEPPERS.with(|c| *c.borrow_mut() = Some((now, fresh.clone())));
+    Ok(fresh)
+}
+
+/// Reads the peppers. `PEPPER` (version `PEPPER_VERSION`) is required; during
+/// a rotation `PEPPER_PREVIOUS` (version `PEPPER_PREVIOUS_VERSION` > 0) too.
+async fn read_peppers(env: &Env) -> Result<Peppers, ApiError> {
     let version = var_u32(env, "PEPPER_VERSION").ok_or_else(|| unavailable("PEPPER_VERSION is not a number".into()))?;
     let current =
         Pepper::new(version, secret(env, "PEPPER").await?).map_err(|e| unavailable(format!("PEPPER: {e}")))?;

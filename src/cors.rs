@@ -11,7 +11,8 @@ use worker::{Env, Request};
 /// Methods a preflight may allow.
 const METHODS: &str = "GET, POST, PATCH, DELETE";
 /// Request headers a preflight may allow.
-const HEADERS: &str = "authorization, content-type, idempotency-key, mcp-protocol-version, mcp-session-id";
+const HEADERS: &str =
+    "authorization, content-type, idempotency-key, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
 /// Response headers scripts may read.
 pub const EXPOSE: &str = "x-request-id, ratelimit, ratelimit-policy, retry-after, idempotent-replayed";
 

@@ -156,10 +156,15 @@ pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction],
     if inject_fault {
         statements.push(db.prepare(INJECTED_FAULT));
     }
-    db.batch(statements).await.map_err(|e| storage_error("batch insert", e))?;
+    let results = db.batch(statements).await.map_err(|e| storage_error("batch insert", e))?;
+    let inserted: usize = results.iter().map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)).sum();
 
+    // Only when some row was skipped (its key was stored before) are the
+    // stored records looked up; the common all-new batch costs no extra query.
     let keys: Vec<&str> = items.iter().filter_map(|i| i.idempotency_key.as_deref()).collect();
-    let mut stored = if keys.is_empty() { HashMap::new() } else { by_idempotency_keys(db, org, &keys).await? };
+    let all_new = inserted == prepared.len();
+    let mut stored =
+        if keys.is_empty() || all_new { HashMap::new() } else { by_idempotency_keys(db, org, &keys).await? };
     let mut created = 0usize;
     let mut records = Vec::with_capacity(prepared.len());
     for p in &prepared {
