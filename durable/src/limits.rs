@@ -92,3 +92,47 @@ pub async fn save(db: &D1Database, org: &OrgId, rows: &[Checkpoint<KeyPrefix>], 
     db.batch(stmts).await.map_err(|e| storage_error("checkpoint", e))?;
     Ok(())
 }
+
+/// Bench only: `L2_MODE=d1` replaces the in-memory limiter with a sliding
+/// window kept in D1 (a write and a read per request), so the benchmark can
+/// compare the two designs in one run. Never set in wrangler.toml.
+pub fn d1_mode(env: &Env) -> bool {
+    env.var("L2_MODE").map(|v| v.to_string() == "d1").unwrap_or(false)
+}
+
+#[derive(Deserialize)]
+struct Sum {
+    n: Option<f64>,
+}
+
+/// Bench only: counts the request in a one-second bucket of `rate_limits`
+/// and sums the buckets of the last period, in one D1 batch. Returns
+/// whether it is admitted and how many requests remain.
+pub async fn check_with_d1(
+    db: &D1Database,
+    org: &OrgId,
+    prefix: &KeyPrefix,
+    limiter: &RateLimiter<KeyPrefix>,
+    now_ms: i64,
+) -> Result<(bool, u32), ApiError> {
+    let bucket = now_ms - now_ms.rem_euclid(1000);
+    let count = db
+        .prepare(
+            "INSERT INTO rate_limits (prefix, org_id, window_start, count, updated_at) VALUES (?1, ?2, ?3, 1, ?4) \
+             ON CONFLICT (prefix, window_start) DO UPDATE SET count = count + 1, updated_at = excluded.updated_at",
+        )
+        .bind(&[prefix.as_str().into(), org.as_str().into(), ms(bucket), ms(now_ms)])
+        .map_err(|e| storage_error("bench l2 bind", e))?;
+    let sum = db
+        .prepare("SELECT SUM(count) AS n FROM rate_limits WHERE prefix = ?1 AND window_start > ?2")
+        .bind(&[prefix.as_str().into(), ms(now_ms - limiter.period_ms())])
+        .map_err(|e| storage_error("bench l2 bind", e))?;
+    let results = db.batch(vec![count, sum]).await.map_err(|e| storage_error("bench l2", e))?;
+    let used = results
+        .get(1)
+        .and_then(|r| r.results::<Sum>().ok())
+        .and_then(|rows| rows.first().and_then(|s| s.n))
+        .unwrap_or(0.0) as u64;
+    let limit = u64::from(limiter.limit());
+    Ok((used <= limit, u32::try_from(limit.saturating_sub(used)).unwrap_or(0)))
+}

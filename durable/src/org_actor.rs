@@ -405,6 +405,9 @@ impl OrgActor {
     /// L2 for a live key: counts the request, records the standing for the
     /// RateLimit headers, and refuses with 429 when the key is over its limit.
     async fn check_l2(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, now: i64) -> Res<()> {
+        if limits::d1_mode(&self.env) {
+            return self.check_l2_bench_d1(db, org, prefix, now).await;
+        }
         let decision = {
             let mut guard = self.limiter.borrow_mut();
             let limiter = guard.get_or_insert_with(|| limits::new_limiter(&self.env));
@@ -428,6 +431,23 @@ impl OrgActor {
             self.schedule(limits::CHECKPOINT_DELAY_MS, now).await;
         }
         Ok(())
+    }
+
+    /// Bench only (`L2_MODE=d1`): the same policy with a D1 query per request.
+    async fn check_l2_bench_d1(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, now: i64) -> Res<()> {
+        let limiter = limits::new_limiter(&self.env);
+        let (allowed, remaining) = limits::check_with_d1(db, org, &prefix, &limiter, now).await?;
+        self.standing.set(Some(RateStanding {
+            limit: limiter.limit(),
+            remaining,
+            reset_s: if allowed { 0 } else { 1 },
+            window_s: u64::try_from(limiter.period_ms()).unwrap_or(60_000).div_ceil(1000),
+        }));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimited { retry_after_s: 1 })
+        }
     }
 
     /// Writes the limiter's changed buckets; on failure they are kept for the next try.
