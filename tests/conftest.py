@@ -39,13 +39,18 @@ def admin(*args: str) -> dict:
     return json.loads(lines[0])
 
 
-def d1(sql: str) -> list:
-    """Runs SQL against the local D1 and returns the result rows."""
+def d1(sql: str, persist: str | None = None) -> list:
+    """Runs SQL against the local D1 and returns the result rows. Retries when
+    the running server holds the database busy for a moment."""
     env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false")
-    out = subprocess.run(
-        [WRANGLER, "d1", "execute", "DB", "--local", "--persist-to", PERSIST, "--json", "--command", sql],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
+    for attempt in range(5):
+        out = subprocess.run(
+            [WRANGLER, "d1", "execute", "DB", "--local", "--persist-to", persist or PERSIST, "--json", "--command", sql],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+        if out.returncode == 0 or "SQLITE_BUSY" not in out.stdout + out.stderr:
+            break
+        time.sleep(0.5 * (attempt + 1))
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)[0]["results"]
 
@@ -200,7 +205,9 @@ class LocalServer:
         return json.loads(out.stdout)
 
     def d1(self, sql: str) -> list:
-        return json.loads(self.wrangler("d1", "execute", "DB", "--local", "--json", "--command", sql))[0]["results"]
+        if self.config:
+            return json.loads(self.wrangler("d1", "execute", "DB", "--local", "--json", "--command", sql))[0]["results"]
+        return d1(sql, persist=self.persist)
 
     def get(self, path: str, key: str | None = None, **kw):
         h = {"CF-Connecting-IP": random_ip()}

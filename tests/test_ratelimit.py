@@ -147,12 +147,13 @@ def test_ratelimit_429_l2_per_key():
 
 def test_ratelimit_l2_prefix_of_someone_else_costs_nothing(keys_a):
     """Sending another key's public prefix with a wrong secret never spends its budget."""
-    before = remaining(call("GET", "/v1/interactions?limit=1", key=keys_a.read)[0])
-    body = keys_a.read[len("ck_live_"):]
+    victim = scoped_key(keys_a.org, "read")  # fresh: no earlier requests can slide out of its window
+    before = remaining(call("GET", "/v1/interactions?limit=1", key=victim)[0])
+    body = victim[len("ck_live_"):]
     wrong = "ck_live_" + body[:8] + ("0" if body[8] != "0" else "1") + body[9:]
     for _ in range(20):
         assert call("GET", "/v1/interactions?limit=1", key=wrong)[0].status_code == 401
-    after = remaining(call("GET", "/v1/interactions?limit=1", key=keys_a.read)[0])
+    after = remaining(call("GET", "/v1/interactions?limit=1", key=victim)[0])
     assert after == before - 1
 
 

@@ -3,8 +3,10 @@
 //! the OrgActor's alarm (`run_org`) and the Janitor's (`run_orgless`).
 //!
 //! One run deletes at most `max_rows_per_run` rows, in statements of at most
-//! `batch_rows` rows each, every statement with two bound parameters and
-//! scoped to one org (or to `org_id IS NULL`). Tables go in a fixed order
+//! `batch_rows` rows each, every statement scoped to one org (or to
+//! `org_id IS NULL`) and binding at most five parameters (D1 allows 100). A
+//! read-only probe first finds the tables with anything expired, so an idle
+//! run writes nothing (and holds no write lock). Tables go in a fixed order
 //! (rate_limits, audit_log, alerts, interactions): small, short-lived tables
 //! first, so the big one cannot starve them. Each statement is atomic and only
 //! deletes rows older than the cutoff, so a run that is repeated or stopped
@@ -13,6 +15,7 @@
 use crate::platform::{ms, storage_error};
 use interlog_core::retention::{bounded_setting, Cutoffs, RetentionPeriods};
 use interlog_core::{ApiError, OrgId};
+use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, D1Database, Env};
 
@@ -51,12 +54,18 @@ impl Default for RetentionConfig {
     }
 }
 
-/// A var as text: strings as they are, numbers (`[vars] X = 5`) as digits.
+/// A var as text: strings as they are, numbers (`[vars] X = 5`) as digits,
+/// anything else as its debug form (which then fails to parse and is logged).
 fn var_text(env: &Env, name: &str) -> Option<String> {
-    match env.object_var::<serde_json::Value>(name).ok()? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
+    let v = worker::js_sys::Reflect::get(env, &JsValue::from_str(name)).ok()?;
+    if v.is_undefined() || v.is_null() {
+        None
+    } else if let Some(s) = v.as_string() {
+        Some(s)
+    } else if let Some(n) = v.as_f64() {
+        Some(if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { n.to_string() })
+    } else {
+        Some(format!("{v:?}"))
     }
 }
 
@@ -189,6 +198,39 @@ async fn delete_chunk(
     }
 }
 
+/// Which of `sweeps` hold at least one expired row of `scope`: one read-only
+/// statement (an index seek per table), so that a run with nothing to delete
+/// writes nothing. Without an answer every table counts as due.
+async fn expired_tables(
+    db: &D1Database,
+    scope: Scope<'_>,
+    sweeps: &[&Sweep],
+    cutoffs: &Cutoffs,
+) -> Result<Vec<bool>, ApiError> {
+    let mut binds: Vec<JsValue> = Vec::with_capacity(sweeps.len() + 1);
+    let owner = match scope {
+        Scope::Org(org) => {
+            binds.push(org.as_str().into());
+            "org_id = ?1"
+        }
+        Scope::NoOrg => "org_id IS NULL",
+    };
+    let mut columns = Vec::with_capacity(sweeps.len());
+    for s in sweeps {
+        binds.push(ms((s.cutoff)(cutoffs)));
+        let (table, column, n) = (s.table, s.column, binds.len());
+        columns.push(format!("EXISTS (SELECT 1 FROM {table} WHERE {owner} AND {column} < ?{n}) AS {table}"));
+    }
+    let row: Option<HashMap<String, f64>> = db
+        .prepare(format!("SELECT {}", columns.join(", ")))
+        .bind(&binds)
+        .map_err(|e| storage_error("retention probe bind", e))?
+        .first(None)
+        .await
+        .map_err(|e| storage_error("retention probe", e))?;
+    Ok(sweeps.iter().map(|s| row.as_ref().is_none_or(|r| r.get(s.table).is_none_or(|v| *v != 0.0))).collect())
+}
+
 /// One bounded run over `sweeps` for `scope`.
 async fn run(
     db: &D1Database,
@@ -201,7 +243,11 @@ async fn run(
     let batch = cfg.batch_rows.max(1);
     let mut budget = cfg.max_rows_per_run.max(1);
     let mut report = RunReport { deleted: sweeps.iter().map(|s| (s.table, 0)).collect(), more: false };
+    let due = expired_tables(db, scope, sweeps, &cutoffs).await?;
     'tables: for (i, sweep) in sweeps.iter().enumerate() {
+        if !due[i] {
+            continue;
+        }
         let cutoff = (sweep.cutoff)(&cutoffs);
         loop {
             if budget == 0 {
