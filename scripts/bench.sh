@@ -2,6 +2,10 @@
 # Benchmarks against a freshly started local system. Prints figures.
 #   scripts/bench.sh auth [N]     auth latency: N successes and N failures (default 50)
 #   scripts/bench.sh ingest [...] ingest throughput/latency vs raw SQLite (args: see bench/ingest.py)
+#   scripts/bench.sh timing [N]   auth-failure/429 timing uniformity: N samples per outcome (default 300), KS per pair
+#   scripts/bench.sh load [SECONDS] [CONCURRENCY] [ORGS]      mixed load (default 300 s, 8, 8) in the bench environment
+#   scripts/bench.sh load-restart [SECONDS] [RESTART_AT] [CONCURRENCY] [ORGS]
+#                                 the same, stopping and restarting the server at RESTART_AT s (default 180, 80, 8, 6)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
@@ -15,8 +19,67 @@ start_local "$STATE" "$(free_port)"
 url="http://127.0.0.1:$(grep -oE 'Ready on http://127.0.0.1:[0-9]+' "$SERVER_LOG" | grep -oE '[0-9]+$')"
 org=$(INTERLOG_PEPPER="$PEPPER" target/release/interlog-admin create-org --name "Bench org" --persist-to "$PERSIST")
 key=$(node -e "process.stdout.write(JSON.parse(process.argv[1]).key)" "$org")
+
+# Helpers of the timing/load benchmarks (crate loadgen/, binary interlog-load).
+bench_admin() { INTERLOG_PEPPER="$PEPPER" target/release/interlog-admin "$@" --persist-to "$PERSIST"; }
+json_field() { node -e "process.stdout.write(String(JSON.parse(process.argv[1])[process.argv[2]]))" "$1" "$2"; }
+# The bench environment: L2 out of the way, retention alarms every few seconds.
+BENCH_VARS=(--var L2_LIMIT:1000000 --var RETENTION_INTERVAL_MS:2000 --var RETENTION_BUSY_INTERVAL_MS:300)
+bench_env_start() {
+  stop_local
+  BENCH_PORT=$(free_port)
+  start_local "$STATE" "$BENCH_PORT" "${BENCH_VARS[@]}"
+  url="http://127.0.0.1:$BENCH_PORT"
+}
+# bench_orgs N FILE: the first org plus N-1 more, one operator JSON line each.
+bench_orgs() {
+  echo "$org" > "$2"
+  for _ in $(seq 2 "$1"); do bench_admin create-org --name "Load org" >> "$2"; done
+}
+bench_d1_counts() {
+  stop_local # the running server can hold the database locked
+  "$WRANGLER" d1 execute DB --local --persist-to "$PERSIST" --json --command \
+    "SELECT COUNT(*) AS stored, COUNT(DISTINCT org_id || '/' || idempotency_key) AS distinct_keys FROM interactions" |
+    node -e "const r=JSON.parse(require('fs').readFileSync(0,'utf8'))[0].results[0];console.log('D1 cross-check: stored', r.stored, 'distinct (org, idempotency key)', r.distinct_keys)" ||
+    echo "D1 cross-check: query failed" >&2
+}
 case "$what" in
   auth) .venv/bin/python bench/auth_latency.py "$url" "$key" "${2:-50}" ;;
   ingest) shift; .venv/bin/python bench/ingest.py "$url" "$key" "$@" ;;
+  timing)
+    cargo build --quiet --release -p interlog-loadgen
+    org_id=$(json_field "$org" org_id)
+    revoked=$(bench_admin create-key --org "$org_id" --scopes admin --name "timing revoked")
+    expired=$(bench_admin create-key --org "$org_id" --scopes admin --name "timing expired" --expires-at 2020-01-01T00:00:00Z)
+    target/release/interlog-load timing --url "$url" --admin-key "$key" --samples "${2:-300}" \
+      --revoked-key "$(json_field "$revoked" key)" --expired-key "$(json_field "$expired" key)" ;;
+  load)
+    cargo build --quiet --release -p interlog-loadgen
+    bench_env_start
+    bench_orgs "${4:-8}" "$STATE/orgs.jsonl"
+    status=0
+    target/release/interlog-load load --url "$url" --orgs-file "$STATE/orgs.jsonl" --duration "${2:-300}" \
+      --concurrency "${3:-8}" || status=$?
+    bench_d1_counts
+    exit "$status" ;;
+  load-restart)
+    cargo build --quiet --release -p interlog-loadgen
+    bench_env_start
+    # One more org than loaded: the last stays quiet (its alarm is probed).
+    bench_orgs "$(( ${5:-6} + 1 ))" "$STATE/orgs.jsonl"
+    restart_at=${3:-80}
+    target/release/interlog-load load --url "$url" --orgs-file "$STATE/orgs.jsonl" --duration "${2:-180}" \
+      --concurrency "${4:-8}" --restart-at "$restart_at" --ready-file "$STATE/ready" &
+    load_pid=$!
+    while [[ ! -e "$STATE/ready" ]]; do kill -0 "$load_pid" || break; sleep 0.2; done
+    sleep "$restart_at"
+    echo "bench: stopping the server at ~${restart_at} s" >&2
+    stop_local
+    start_local "$STATE" "$BENCH_PORT" "${BENCH_VARS[@]}"
+    echo "bench: server started again" >&2
+    status=0
+    wait "$load_pid" || status=$?
+    bench_d1_counts
+    exit "$status" ;;
   *) echo "unknown benchmark: $what" >&2; exit 2 ;;
 esac

@@ -40,7 +40,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         route => {
             // L1 comes first for everything but health and preflights; its
             // denials wait for the floor too.
-            match limits::check_l1(&req, &env).await {
+            match limits::check_l1(&req, &env, &request_id).await {
                 Err(e) => {
                     floor.await;
                     (Err(e), Vec::new())

@@ -2,6 +2,7 @@
 before auth, failing closed."""
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BASE, FLOOR_S, ROOT, WRANGLER, call, random_ip
+from conftest import BASE, FLOOR_S, ROOT, WRANGLER, call, d1, random_ip, sql_str
 
 L1_LIMIT = 60
 
@@ -38,6 +39,10 @@ def test_ratelimit_429_l1_per_ip():
     assert err["code"] == "RATE_LIMITED"
     assert int(r.headers["retry-after"]) > 0
     assert elapsed >= FLOOR_S
+    # The denial is audited once per client and minute, not once per request.
+    assert call("GET", "/v1/org", ip=ip)[0].status_code == 429
+    rows = d1(f"SELECT action, reason, org_id FROM audit_log WHERE action = 'rate_limited' AND ip = {sql_str(ip)}")
+    assert rows == [{"action": "rate_limited", "reason": "l1", "org_id": None}]
     # Another address still passes; health is never limited.
     assert call("GET", "/v1/org", ip=other)[0].status_code == 401
     assert call("GET", "/v1/health", ip=ip)[0].status_code == 200
@@ -143,6 +148,8 @@ def test_ratelimit_429_l2_per_key():
         call("GET", "/v1/interactions?limit=1", key=key)
     alerts = call("GET", "/v1/alerts?kind=l2_limit_repeated", key=org.key)[0].json()["alerts"]
     assert [a["prefix"] for a in alerts] == [key[8:16]]
+    audited = call("GET", f"/v1/audit-log?action=rate_limited&prefix={key[8:16]}", key=org.key)[0].json()["entries"]
+    assert [(e["reason"], e["prefix"]) for e in audited] == [("l2", key[8:16])]
 
 
 def test_ratelimit_l2_prefix_of_someone_else_costs_nothing(keys_a):
@@ -181,3 +188,17 @@ def test_ratelimit_l2_budget_restored_after_restart():
         assert remaining(f) == L2_LIMIT - used - 2
     finally:
         server.stop()
+
+
+def test_ratelimit_headers_are_the_callers_own_under_concurrency():
+    """Requests of one org's keys interleave inside its actor; each response
+    must carry its own key's budget (regression: a shared cell leaked it)."""
+    org = new_org("L2 interleave org")
+    a, b = scoped_key(org, "read"), scoped_key(org, "read")
+    jobs = [a] * 100 + [b] * 300
+    random.shuffle(jobs)
+    with ThreadPoolExecutor(16) as ex:
+        seen = list(ex.map(lambda k: (k, remaining(call("GET", "/v1/interactions?limit=1", key=k)[0])), jobs))
+    assert min(r for k, r in seen if k == a) >= L2_LIMIT - 100
+    assert sorted(r for k, r in seen if k == a) == list(range(L2_LIMIT - 100, L2_LIMIT))
+    assert sorted(r for k, r in seen if k == b) == list(range(L2_LIMIT - 300, L2_LIMIT))

@@ -33,6 +33,8 @@ const LAST_RETENTION_KEY: &str = "last_retention_run";
 const FIRST_ALARM_DELAY_MS: i64 = 1_000;
 /// How soon after a key is used its `last_used_at` reaches D1.
 const FLUSH_DELAY_MS: i64 = 30_000;
+/// At most one audit row per key and minute for L2 denials.
+const L2_AUDIT_EVERY_MS: i64 = 60_000;
 
 #[durable_object]
 pub struct OrgActor {
@@ -48,8 +50,8 @@ pub struct OrgActor {
     alerts: RefCell<AlertTracker>,
     /// L2: per-key sliding windows, restored from D1 checkpoints on first use.
     limiter: RefCell<Option<RateLimiter<KeyPrefix>>>,
-    /// The caller's L2 standing for the response being built.
-    standing: Cell<Option<RateStanding>>,
+    /// When each key's last L2 denial was audited (one row per key and minute).
+    l2_audited: RefCell<HashMap<KeyPrefix, i64>>,
     /// Whether this instance has checked its alarm (and the Janitor's) yet.
     armed: Cell<bool>,
 }
@@ -81,7 +83,7 @@ impl DurableObject for OrgActor {
             used: RefCell::new(HashMap::new()),
             alerts: RefCell::new(AlertTracker::new(AlertRules::default())),
             limiter: RefCell::new(None),
-            standing: Cell::new(None),
+            l2_audited: RefCell::new(HashMap::new()),
             armed: Cell::new(false),
         }
     }
@@ -114,20 +116,22 @@ impl OrgActor {
     }
 
     async fn handle(&self, call: DoRequest) -> DoResponse {
-        self.standing.set(None);
-        let reply = match self.serve(&call).await {
+        // Per call: requests of this actor interleave at every await, so the
+        // caller's L2 standing must never live in shared state.
+        let standing = Cell::new(None);
+        let reply = match self.serve(&call, &standing).await {
             Ok(reply) => reply,
             Err(error) => DoReply::Failed { error },
         };
         let origin_allowed = call.origin.as_ref().is_some_and(|o| self.origin_allowed(o));
-        DoResponse { reply, origin_allowed, rate: self.standing.take() }
+        DoResponse { reply, origin_allowed, rate: standing.take() }
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
         self.origins.borrow().as_ref().is_some_and(|list| list.iter().any(|o| o == origin))
     }
 
-    async fn serve(&self, call: &DoRequest) -> Res<DoReply> {
+    async fn serve(&self, call: &DoRequest, standing: &Cell<Option<RateStanding>>) -> Res<DoReply> {
         self.bind_org(&call.org_id).await?;
         if !self.armed.get() {
             self.ensure_armed().await;
@@ -160,7 +164,7 @@ impl OrgActor {
                         Err(ApiError::Forbidden { message: format!("this API key lacks the '{s}' scope") })
                     }
                     Access::Granted => {
-                        self.check_l2(&db, org, *prefix, now).await?;
+                        self.check_l2(call, &db, *prefix, now, standing).await?;
                         if let Some(o) = &call.origin {
                             if !self.origin_allowed(o) {
                                 let detail = json!({ "origin": o }).to_string();
@@ -404,15 +408,23 @@ impl OrgActor {
 
     /// L2 for a live key: counts the request, records the standing for the
     /// RateLimit headers, and refuses with 429 when the key is over its limit.
-    async fn check_l2(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, now: i64) -> Res<()> {
+    async fn check_l2(
+        &self,
+        call: &DoRequest,
+        db: &D1Database,
+        prefix: KeyPrefix,
+        now: i64,
+        standing: &Cell<Option<RateStanding>>,
+    ) -> Res<()> {
+        let org = &call.org_id;
         if limits::d1_mode(&self.env) {
-            return self.check_l2_bench_d1(db, org, prefix, now).await;
+            return self.check_l2_bench_d1(db, org, prefix, now, standing).await;
         }
         let decision = {
             let mut guard = self.limiter.borrow_mut();
             let limiter = guard.get_or_insert_with(|| limits::new_limiter(&self.env));
             let d = limiter.check(&prefix, now);
-            self.standing.set(Some(RateStanding {
+            standing.set(Some(RateStanding {
                 limit: d.limit,
                 remaining: d.remaining,
                 reset_s: u64::try_from(d.reset_ms.max(0)).unwrap_or(0).div_ceil(1000),
@@ -422,6 +434,14 @@ impl OrgActor {
         };
         if !decision.allowed {
             self.observe(db, org, AlertKind::L2LimitRepeated, prefix).await;
+            let audit_due = {
+                let mut audited = self.l2_audited.borrow_mut();
+                audited.retain(|_, t| now - *t < L2_AUDIT_EVERY_MS);
+                audited.insert(prefix, now).is_none()
+            };
+            if audit_due {
+                self.audit(call, "rate_limited", Some("l2"), Some(prefix), None).await;
+            }
             return Err(ApiError::RateLimited { retry_after_s: decision.retry_after_s() });
         }
         let unsaved = self.limiter.borrow().as_ref().map_or(0, RateLimiter::unsaved_admissions);
@@ -434,10 +454,17 @@ impl OrgActor {
     }
 
     /// Bench only (`L2_MODE=d1`): the same policy with a D1 query per request.
-    async fn check_l2_bench_d1(&self, db: &D1Database, org: &OrgId, prefix: KeyPrefix, now: i64) -> Res<()> {
+    async fn check_l2_bench_d1(
+        &self,
+        db: &D1Database,
+        org: &OrgId,
+        prefix: KeyPrefix,
+        now: i64,
+        standing: &Cell<Option<RateStanding>>,
+    ) -> Res<()> {
         let limiter = limits::new_limiter(&self.env);
         let (allowed, remaining) = limits::check_with_d1(db, org, &prefix, &limiter, now).await?;
-        self.standing.set(Some(RateStanding {
+        standing.set(Some(RateStanding {
             limit: limiter.limit(),
             remaining,
             reset_s: if allowed { 0 } else { 1 },
