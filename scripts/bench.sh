@@ -6,6 +6,8 @@
 #   scripts/bench.sh load [SECONDS] [CONCURRENCY] [ORGS]      mixed load (default 300 s, 8, 8) in the bench environment
 #   scripts/bench.sh load-restart [SECONDS] [RESTART_AT] [CONCURRENCY] [ORGS]
 #                                 the same, stopping and restarting the server at RESTART_AT s (default 180, 80, 8, 6)
+#   scripts/bench.sh l2 [N] [C]   L2: native limiter decisions/s and bytes per key, then the in-DO limiter
+#                                 vs a bench-only D1-query-per-request limiter, side by side (default 2000, 32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
@@ -44,6 +46,21 @@ bench_d1_counts() {
     echo "D1 cross-check: query failed" >&2
 }
 case "$what" in
+  l2)
+    cargo run --quiet --release -p interlog-core --example limiter_bench
+    # Two servers with the same load: in-memory L2 (default) and L2_MODE=d1.
+    stop_local
+    mem_state="$STATE/mem"; d1_state="$STATE/d1"
+    mem_port=$(free_port); start_local "$mem_state" "$mem_port" --var L2_LIMIT:1000000
+    mem_pid=$SERVER_PID
+    mem_key=$(json_field "$(INTERLOG_PEPPER="$PEPPER" target/release/interlog-admin create-org --name L2mem --persist-to "$PERSIST")" key)
+    SERVER_PID=
+    d1_port=$(free_port); start_local "$d1_state" "$d1_port" --var L2_LIMIT:1000000 --var L2_MODE:d1
+    d1_key=$(json_field "$(INTERLOG_PEPPER="$PEPPER" target/release/interlog-admin create-org --name L2d1 --persist-to "$PERSIST")" key)
+    trap 'stop_local; kill -- "-$mem_pid" 2>/dev/null || true; rm -rf "$STATE"' EXIT
+    .venv/bin/python bench/l2_compare.py "http://127.0.0.1:$mem_port" "$mem_key" "http://127.0.0.1:$d1_port" "$d1_key" \
+      --requests "${2:-2000}" --concurrency "${3:-32}"
+    ;;
   auth) .venv/bin/python bench/auth_latency.py "$url" "$key" "${2:-50}" ;;
   ingest) shift; .venv/bin/python bench/ingest.py "$url" "$key" "$@" ;;
   timing)
