@@ -20,7 +20,14 @@ step "clippy (wasm32: worker, durable objects)"
 cargo clippy --quiet --target wasm32-unknown-unknown -p interlog -p interlog-durable -- -D warnings
 
 step "unit and property tests (native)"
-cargo test --quiet -p interlog-core -p interlog-cli
+cargo test --quiet -p interlog-core -p interlog-cli -p interlog-durable
+
+step "supply chain: cargo-deny (licenses, bans, sources)"
+bash scripts/deny.sh
+
+step "supply chain: CycloneDX SBOMs of the wasm build and the npm tooling (sbom/)"
+bash scripts/sbom.sh
+export INTERLOG_SBOM_REQUIRED=1  # tests/test_trust_docs.py checks what it wrote
 
 step "build: wasm Worker (once) and operator CLI"
 bash scripts/build-worker.sh

@@ -8,7 +8,7 @@ use crate::body::{parse_json, read_capped};
 use crate::cors::origin_of;
 use crate::respond::Reply;
 use interlog_core::cursor::{CursorKey, PagePosition};
-use interlog_core::interaction::{check_idempotency_key, summary, validate, validate_batch, FieldError};
+use interlog_core::interaction::{check_idempotency_header, summary, validate, validate_batch, FieldError};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial, PREFIX_COLLISION};
 use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
@@ -138,7 +138,7 @@ async fn build(
             let header_key = req.headers().get("idempotency-key").ok().flatten();
             let mut item = validate(body()?, now).map_err(invalid)?;
             if let Some(h) = header_key {
-                check_idempotency_key(&h).map_err(|m| ApiError::Validation {
+                check_idempotency_header(&h).map_err(|m| ApiError::Validation {
                     message: format!("Idempotency-Key header {m}"),
                     details: Some(json!([{ "field": "Idempotency-Key", "message": m }])),
                 })?;

@@ -18,7 +18,7 @@ use interlog_core::{ApiError, RequestId, AUTH_FLOOR_MS};
 use interlog_durable::platform::{now_ms, random_bytes};
 use respond::{finish, Reply};
 use std::time::Duration;
-use worker::{event, Context, Delay, Env, Method, Request, Response, Result};
+use worker::{event, Context, Delay, Env, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -29,21 +29,22 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let request_id = random_bytes()
         .map(|e| RequestId::generate(now_ms() as u64, &e).to_string())
         .unwrap_or_else(|_| "req_unavailable".into());
-    let method = req.method();
+    // Route on the method as sent: worker's `Method` turns unknown names into GET.
+    let method = req.inner().method();
     let path = req.path();
-    let (outcome, extra) = match resolve(method.as_ref(), &path) {
+    let (outcome, extra) = match resolve(&method, &path) {
         Ok(Route::Health) => (Ok(health()), Vec::new()),
         // A preflight for a known path (every known path refuses OPTIONS itself).
-        Err(ApiError::MethodNotAllowed { .. }) if method == Method::Options => {
-            (cors::preflight(&req, &env), Vec::new())
-        }
+        Err(ApiError::MethodNotAllowed { .. }) if method == "OPTIONS" => (cors::preflight(&req, &env), Vec::new()),
         route => {
             // L1 comes first for everything but health and preflights; its
             // denials wait for the floor too.
             match limits::check_l1(&req, &env, &request_id).await {
                 Err(e) => {
                     floor.await;
-                    (Err(e), Vec::new())
+                    let headers =
+                        if matches!(e, ApiError::RateLimited { .. }) { limits::l1_headers() } else { Vec::new() };
+                    (Err(e), headers)
                 }
                 Ok(()) => match route {
                     Ok(Route::Api { scope, endpoint }) => {

@@ -63,6 +63,15 @@ pub const L1_BINDING: &str = "L1_LIMITER";
 /// Seconds a client is told to wait after an L1 denial (the binding's period).
 const L1_RETRY_AFTER_S: u64 = 60;
 
+/// RateLimit headers of an L1 denial (IETF httpapi draft). The binding does
+/// not say when its window ends, so `t` is the whole period (as Retry-After).
+pub fn l1_headers() -> Vec<(&'static str, String)> {
+    vec![
+        ("ratelimit-policy", format!("\"per-ip\";q=60;w={L1_RETRY_AFTER_S}")),
+        ("ratelimit", format!("\"per-ip\";r=0;t={L1_RETRY_AFTER_S}")),
+    ]
+}
+
 /// Checks the client's address against L1; a denial is audited (throttled).
 pub async fn check_l1(req: &Request, env: &Env, request_id: &str) -> Result<(), ApiError> {
     let raw = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();

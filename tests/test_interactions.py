@@ -307,3 +307,13 @@ def test_dead_key_gets_401_not_400(keys_a):
     """A request that is both invalid and unauthenticated is answered 401."""
     r = post_json("/v1/interactions", "ck_live_" + "0" * 26, b"{broken")
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("raw", [b"k1\xe9", b"k1\xe8", b"k1\x85", b"two words"])
+def test_idempotency_header_non_ascii_400(keys_a, raw):
+    """Header bytes outside visible ASCII are refused: once decoded they could
+    not be told apart, and two distinct keys would replay each other."""
+    r, _ = call("POST", "/v1/interactions", key=keys_a.ingest,
+                headers={"Content-Type": "application/json", "Idempotency-Key": raw}, data=b'{"type":"t"}')
+    assert r.status_code == 400
+    assert r.json()["error"]["details"][0]["field"] == "Idempotency-Key"

@@ -158,10 +158,11 @@ def test_org_patch_allowed_origins(org):
     assert r.json()["allowed_origins"] == ["https://a.example.com:8443", "https://b.example.com"]
     assert r.json()["name"] == "Renamed"
     bad = call("PATCH", "/v1/org", key=org.key, headers={"Content-Type": "application/json"},
-               json={"allowed_origins": ["https://ok.example.com", "https://bad.example.com/", "*"]})[0]
+               json={"allowed_origins": ["https://ok.example.com", "https://bad.example.com/", "*", "https://[0]*",
+                                         "http://[::1]garbage"]})[0]
     assert bad.status_code == 400
     fields = [d["field"] for d in bad.json()["error"]["details"]]
-    assert fields == ["allowed_origins[1]", "allowed_origins[2]"]
+    assert fields == ["allowed_origins[1]", "allowed_origins[2]", "allowed_origins[3]", "allowed_origins[4]"]
     assert "bad.example.com/" in bad.json()["error"]["message"]
     assert call("GET", "/v1/org", key=org.key)[0].json()["allowed_origins"] == ["https://a.example.com:8443",
                                                                                "https://b.example.com"]

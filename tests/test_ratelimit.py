@@ -38,6 +38,8 @@ def test_ratelimit_429_l1_per_ip():
     err = r.json()["error"]
     assert err["code"] == "RATE_LIMITED"
     assert int(r.headers["retry-after"]) > 0
+    assert r.headers["ratelimit-policy"] == '"per-ip";q=60;w=60'
+    assert r.headers["ratelimit"] == '"per-ip";r=0;t=60'
     assert elapsed >= FLOOR_S
     # The denial is audited once per client and minute, not once per request.
     assert call("GET", "/v1/org", ip=ip)[0].status_code == 429

@@ -62,6 +62,15 @@ pub fn check_idempotency_key(k: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an `Idempotency-Key` header value: 1–128 visible ASCII characters
+/// (header bytes outside ASCII cannot be told apart once decoded).
+pub fn check_idempotency_header(k: &str) -> Result<(), String> {
+    if !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err("must be visible ASCII characters only (put other keys in the body's idempotency_key)".into());
+    }
+    check_idempotency_key(k)
+}
+
 fn check_type(t: &str) -> Result<(), String> {
     let ok_chars = t.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b':' | b'-'));
     if t.is_empty() || t.len() > MAX_TYPE_LEN || !ok_chars {
@@ -332,6 +341,14 @@ mod tests {
         assert!(validate(&json!({"type": "t", "actor": "é".repeat(256)}), NOW).is_ok());
         assert!(validate(&json!({"type": "t", "actor": "é".repeat(257)}), NOW).is_err());
         assert!(validate(&json!({"type": "t", "idempotency_key": "k".repeat(129)}), NOW).is_err());
+    }
+
+    #[test]
+    fn idempotency_header_is_visible_ascii() {
+        assert!(check_idempotency_header("order-42:retry").is_ok());
+        for bad in ["k\u{FFFD}", "caf\u{e9}", "a b", "", "tab\tkey"] {
+            assert!(check_idempotency_header(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -28,7 +28,15 @@ impl Origin {
         }
         let (host, port) = if let Some(after) = rest.strip_prefix('[') {
             let (h, tail) = after.split_once(']').ok_or("IPv6 host must be in brackets")?;
-            (format!("[{h}]"), tail.strip_prefix(':'))
+            let canonical = h.parse::<std::net::Ipv6Addr>().map_err(|_| "bracketed host must be an IPv6 address")?;
+            if canonical.to_string() != h {
+                return Err("IPv6 host must be in its canonical (compressed, lower-case) form".into());
+            }
+            let port = match tail {
+                "" => None,
+                t => Some(t.strip_prefix(':').ok_or("only :port may follow an IPv6 host")?),
+            };
+            (format!("[{h}]"), port)
         } else {
             match rest.split_once(':') {
                 Some((h, p)) => (h.to_string(), Some(p)),
@@ -120,6 +128,10 @@ mod tests {
             "https://x.com:080",
             " https://x.com",
             "https://x.com?q",
+            "https://[0]*",
+            "https://[zz]x",
+            "http://[::1]garbage",
+            "https://[2001:DB8::1]",
         ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
