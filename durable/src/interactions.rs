@@ -2,7 +2,7 @@
 //! batches, idempotent per org), keyset listing, get and erase. Every
 //! statement is scoped to the actor's own org.
 
-use crate::platform::{ms, now_ms, opt_str, random_bytes, storage_error};
+use crate::platform::{all, first, ms, now_ms, opt_str, random_bytes, run, storage_error};
 use interlog_core::cursor::PagePosition;
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::interaction::{Interaction, InteractionRow, NewInteraction};
@@ -102,15 +102,7 @@ async fn by_idempotency_keys(db: &D1Database, org: &OrgId, keys: &[&str]) -> Res
         );
         let mut binds: Vec<JsValue> = vec![org.as_str().into()];
         binds.extend(chunk.iter().map(|k| JsValue::from_str(k)));
-        let rows: Vec<InteractionRow> = db
-            .prepare(sql)
-            .bind(&binds)
-            .map_err(|e| storage_error("idempotency bind", e))?
-            .all()
-            .await
-            .map_err(|e| storage_error("idempotency select", e))?
-            .results()
-            .map_err(|e| storage_error("idempotency decode", e))?;
+        let rows: Vec<InteractionRow> = all(db, sql, &binds, "idempotency bind").await?;
         for r in rows {
             if let Some(k) = r.idempotency_key.clone() {
                 out.insert(k, r);
@@ -220,15 +212,7 @@ pub async fn list(
     }
     sql.push_str(" ORDER BY occurred_at DESC, id DESC LIMIT ?");
     binds.push(JsValue::from_f64(f64::from(limit) + 1.0));
-    let mut rows: Vec<InteractionRow> = db
-        .prepare(sql)
-        .bind(&binds)
-        .map_err(|e| storage_error("list bind", e))?
-        .all()
-        .await
-        .map_err(|e| storage_error("list select", e))?
-        .results()
-        .map_err(|e| storage_error("list decode", e))?;
+    let mut rows: Vec<InteractionRow> = all(db, sql, &binds, "list bind").await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next =
@@ -240,25 +224,19 @@ pub async fn list(
 /// `GET /v1/interactions/{id}`: 404 when absent (or another org's: the query
 /// is scoped to this org, so the two cannot be told apart).
 pub async fn get(db: &D1Database, org: &OrgId, id: &str) -> Res<DoReply> {
-    let row: Option<InteractionRow> = db
-        .prepare(format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?1 AND id = ?2"))
-        .bind(&[org.as_str().into(), id.into()])
-        .map_err(|e| storage_error("get bind", e))?
-        .first(None)
-        .await
-        .map_err(|e| storage_error("get select", e))?;
+    let row: Option<InteractionRow> = first(
+        db,
+        format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?1 AND id = ?2"),
+        &[org.as_str().into(), id.into()],
+        "get bind",
+    )
+    .await?;
     let row = row.ok_or(ApiError::NotFound)?;
     Ok(ok(200, to_value(&Interaction::from(row))?))
 }
 
 /// `DELETE /v1/interactions/{id}`: erasure; true when a row was deleted.
 pub async fn delete(db: &D1Database, org: &OrgId, id: &str) -> Res<bool> {
-    let result = db
-        .prepare("DELETE FROM interactions WHERE org_id = ?1 AND id = ?2")
-        .bind(&[org.as_str().into(), id.into()])
-        .map_err(|e| storage_error("delete bind", e))?
-        .run()
-        .await
-        .map_err(|e| storage_error("delete", e))?;
-    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
+    let sql = "DELETE FROM interactions WHERE org_id = ?1 AND id = ?2";
+    Ok(run(db, sql, &[org.as_str().into(), id.into()], "delete").await? > 0)
 }

@@ -1,7 +1,7 @@
 //! The OrgActor's key storage: loading its org's keys, creating, revoking and
 //! rotating them, re-hashing under a new pepper and flushing `last_used_at`.
 
-use crate::platform::{ms, storage_error};
+use crate::platform::{all, ms, run, storage_error};
 use interlog_core::auth::{KeyState, KeyStatus};
 use interlog_core::keys::{KeyMaterial, KeyRecord, KeyRequest, PREFIX_COLLISION};
 use interlog_core::{ApiError, KeyPrefix, OrgId, Scopes};
@@ -26,18 +26,14 @@ struct KeyRow {
 
 /// Every key of `org`, by prefix.
 pub async fn load(db: &D1Database, org: &OrgId) -> Res<HashMap<KeyPrefix, KeyRecord>> {
-    let rows: Vec<KeyRow> = db
-        .prepare(
-            "SELECT prefix, name, scopes, state, created_at, last_used_at, expires_at, replaced_by \
+    let rows: Vec<KeyRow> = all(
+        db,
+        "SELECT prefix, name, scopes, state, created_at, last_used_at, expires_at, replaced_by \
              FROM api_keys WHERE org_id = ?1",
-        )
-        .bind(&[org.as_str().into()])
-        .map_err(|e| storage_error("keys bind", e))?
-        .all()
-        .await
-        .map_err(|e| storage_error("keys select", e))?
-        .results()
-        .map_err(|e| storage_error("keys decode", e))?;
+        &[org.as_str().into()],
+        "keys bind",
+    )
+    .await?;
     let mut map = HashMap::with_capacity(rows.len());
     for r in rows {
         let (Ok(prefix), Some(scopes), Some(status)) =
@@ -116,12 +112,8 @@ pub async fn create(db: &D1Database, org: &OrgId, req: &KeyRequest, m: &KeyMater
 
 /// Marks a key revoked.
 pub async fn revoke(db: &D1Database, org: &OrgId, prefix: &KeyPrefix, now: i64) -> Res<()> {
-    db.prepare("UPDATE api_keys SET state = 'revoked', revoked_at = ?1 WHERE org_id = ?2 AND prefix = ?3")
-        .bind(&[ms(now), org.as_str().into(), prefix.as_str().into()])
-        .map_err(|e| storage_error("revoke bind", e))?
-        .run()
-        .await
-        .map_err(|e| storage_error("revoke", e))?;
+    let sql = "UPDATE api_keys SET state = 'revoked', revoked_at = ?1 WHERE org_id = ?2 AND prefix = ?3";
+    run(db, sql, &[ms(now), org.as_str().into(), prefix.as_str().into()], "revoke").await?;
     Ok(())
 }
 
@@ -147,17 +139,9 @@ pub async fn rotate(
 
 /// Replaces a key's digest with one made under the current pepper.
 pub async fn rehash(db: &D1Database, org: &OrgId, m: &KeyMaterial) -> Res<()> {
-    db.prepare("UPDATE api_keys SET hash = ?1, pepper_version = ?2 WHERE org_id = ?3 AND prefix = ?4")
-        .bind(&[
-            m.hash.as_str().into(),
-            JsValue::from_f64(f64::from(m.pepper_version)),
-            org.as_str().into(),
-            m.prefix.as_str().into(),
-        ])
-        .map_err(|e| storage_error("rehash bind", e))?
-        .run()
-        .await
-        .map_err(|e| storage_error("rehash", e))?;
+    let sql = "UPDATE api_keys SET hash = ?1, pepper_version = ?2 WHERE org_id = ?3 AND prefix = ?4";
+    let version = JsValue::from_f64(f64::from(m.pepper_version));
+    run(db, sql, &[m.hash.as_str().into(), version, org.as_str().into(), m.prefix.as_str().into()], "rehash").await?;
     Ok(())
 }
 

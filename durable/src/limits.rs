@@ -3,7 +3,7 @@
 //! then restored when the actor starts, so a restart does not hand out a
 //! fresh budget. Worst-case slack: see docs/ratelimit.md.
 
-use crate::platform::{ms, storage_error};
+use crate::platform::{all, ms, storage_error};
 use interlog_core::ratelimit::{Checkpoint, RateLimiter, L2_LIMIT, L2_PERIOD_MS};
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use serde::Deserialize;
@@ -42,15 +42,13 @@ pub async fn load(
     now_ms: i64,
 ) -> Result<Vec<Checkpoint<KeyPrefix>>, ApiError> {
     let since = now_ms - limiter.period_ms() - limiter.bucket_ms();
-    let rows: Vec<Row> = db
-        .prepare("SELECT prefix, window_start, count FROM rate_limits WHERE org_id = ?1 AND window_start >= ?2")
-        .bind(&[org.as_str().into(), ms(since)])
-        .map_err(|e| storage_error("rate limits bind", e))?
-        .all()
-        .await
-        .map_err(|e| storage_error("rate limits select", e))?
-        .results()
-        .map_err(|e| storage_error("rate limits decode", e))?;
+    let rows: Vec<Row> = all(
+        db,
+        "SELECT prefix, window_start, count FROM rate_limits WHERE org_id = ?1 AND window_start >= ?2",
+        &[org.as_str().into(), ms(since)],
+        "rate limits bind",
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| {

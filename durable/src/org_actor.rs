@@ -5,7 +5,7 @@
 use crate::interactions;
 use crate::keys;
 use crate::limits;
-use crate::platform::{ms, now_ms, opt_str, storage_error, write_audit, AuditEntry};
+use crate::platform::{first, ms, now_ms, opt_str, run, storage_error, write_audit, AuditEntry};
 use crate::records;
 use crate::retention::{self, RetentionConfig};
 use interlog_core::alerts::{AlertKind, AlertRules, AlertTracker};
@@ -62,6 +62,12 @@ struct OrgRow {
     allowed_origins: String,
     created_at: f64,
     updated_at: f64,
+}
+
+/// The org's settings row.
+async fn org_row(db: &D1Database, org: &OrgId) -> Res<Option<OrgRow>> {
+    let sql = "SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1";
+    first(db, sql, &[org.as_str().into()], "org select").await
 }
 
 fn ok(status: u16, body: Value) -> DoReply {
@@ -195,20 +201,19 @@ impl OrgActor {
                 let origins_json = allowed_origins
                     .as_ref()
                     .map(|list| Value::from(list.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
-                db.prepare(
+                run(
+                    db,
                     "UPDATE orgs SET name = COALESCE(?1, name), allowed_origins = COALESCE(?2, allowed_origins), \
                      updated_at = ?3 WHERE id = ?4",
+                    &[
+                        opt_str(name.as_deref()),
+                        opt_str(origins_json.as_ref().map(Value::to_string).as_deref()),
+                        ms(now),
+                        org.as_str().into(),
+                    ],
+                    "org update bind",
                 )
-                .bind(&[
-                    opt_str(name.as_deref()),
-                    opt_str(origins_json.as_ref().map(Value::to_string).as_deref()),
-                    ms(now),
-                    org.as_str().into(),
-                ])
-                .map_err(|e| storage_error("org update bind", e))?
-                .run()
-                .await
-                .map_err(|e| storage_error("org update", e))?;
+                .await?;
                 if let Some(list) = allowed_origins {
                     *self.origins.borrow_mut() = Some(list.iter().map(|o| o.to_string()).collect());
                 }
@@ -342,13 +347,7 @@ impl OrgActor {
     }
 
     async fn org_reply(&self, db: &D1Database, org: &OrgId) -> Res<DoReply> {
-        let row: Option<OrgRow> = db
-            .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
-            .bind(&[org.as_str().into()])
-            .map_err(|e| storage_error("org bind", e))?
-            .first(None)
-            .await
-            .map_err(|e| storage_error("org select", e))?;
+        let row = org_row(db, org).await?;
         let row = row.ok_or(ApiError::NotFound)?;
         let view = OrgView::from_row(
             org.clone(),
@@ -381,13 +380,7 @@ impl OrgActor {
             *self.keys.borrow_mut() = Some(loaded);
         }
         if self.origins.borrow().is_none() {
-            let row: Option<OrgRow> = db
-                .prepare("SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1")
-                .bind(&[org.as_str().into()])
-                .map_err(|e| storage_error("org bind", e))?
-                .first(None)
-                .await
-                .map_err(|e| storage_error("org select", e))?;
+            let row = org_row(db, org).await?;
             let list: Vec<String> = row.and_then(|r| serde_json::from_str(&r.allowed_origins).ok()).unwrap_or_default();
             *self.origins.borrow_mut() = Some(list);
         }

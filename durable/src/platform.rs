@@ -70,3 +70,48 @@ pub async fn write_audit(db: &D1Database, e: &AuditEntry<'_>) -> Result<(), ApiE
     .map_err(|err| storage_error("audit insert", err))?;
     Ok(())
 }
+
+/// Runs a query and decodes every row; D1 failures become retryable 503s
+/// named by `context` (logged, never sent).
+pub async fn all<T: serde::de::DeserializeOwned>(
+    db: &D1Database,
+    sql: impl Into<String>,
+    binds: &[JsValue],
+    context: &str,
+) -> Result<Vec<T>, ApiError> {
+    db.prepare(sql)
+        .bind(binds)
+        .map_err(|e| storage_error(context, e))?
+        .all()
+        .await
+        .map_err(|e| storage_error(context, e))?
+        .results()
+        .map_err(|e| storage_error(context, e))
+}
+
+/// Runs a query and decodes its first row, if any.
+pub async fn first<T: serde::de::DeserializeOwned>(
+    db: &D1Database,
+    sql: impl Into<String>,
+    binds: &[JsValue],
+    context: &str,
+) -> Result<Option<T>, ApiError> {
+    db.prepare(sql)
+        .bind(binds)
+        .map_err(|e| storage_error(context, e))?
+        .first(None)
+        .await
+        .map_err(|e| storage_error(context, e))
+}
+
+/// Runs a write; returns how many rows it changed.
+pub async fn run(db: &D1Database, sql: impl Into<String>, binds: &[JsValue], context: &str) -> Result<usize, ApiError> {
+    let result = db
+        .prepare(sql)
+        .bind(binds)
+        .map_err(|e| storage_error(context, e))?
+        .run()
+        .await
+        .map_err(|e| storage_error(context, e))?;
+    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0))
+}

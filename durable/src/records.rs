@@ -1,7 +1,7 @@
 //! The OrgActor's audit and alert rows: listing them newest first with keyset
 //! pages, and writing deduplicated alerts.
 
-use crate::platform::{ms, random_bytes, storage_error};
+use crate::platform::{all, ms, random_bytes, run};
 use interlog_core::alerts::AlertWrite;
 use interlog_core::cursor::PagePosition;
 use interlog_core::ids::ID_ENTROPY_BYTES;
@@ -61,15 +61,7 @@ async fn page<T: for<'de> Deserialize<'de>>(
     }
     sql.push_str(&format!(" ORDER BY {time_col} DESC, {id_col} DESC LIMIT ?"));
     binds.push(JsValue::from_f64(f64::from(limit) + 1.0));
-    let mut rows: Vec<T> = db
-        .prepare(sql)
-        .bind(&binds)
-        .map_err(|e| storage_error("page bind", e))?
-        .all()
-        .await
-        .map_err(|e| storage_error("page select", e))?
-        .results()
-        .map_err(|e| storage_error("page decode", e))?;
+    let mut rows: Vec<T> = all(db, sql, &binds, "page bind").await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = if more { rows.last().map(pos) } else { None };
@@ -164,23 +156,22 @@ pub async fn write_alert(db: &D1Database, org: &OrgId, w: &AlertWrite) -> Res<()
     let id = interlog_core::ids::RequestId::generate(w.at as u64, &random_bytes::<ID_ENTROPY_BYTES>()?)
         .to_string()
         .replacen("req_", "alr_", 1);
-    db.prepare(
+    run(
+        db,
         "INSERT INTO alerts (id, org_id, kind, prefix, state, first_seen, last_seen, count) \
          VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?5, ?6) \
          ON CONFLICT (org_id, kind, prefix) WHERE state = 'open' \
          DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen), count = count + excluded.count",
+        &[
+            id.into(),
+            org.as_str().into(),
+            w.kind.as_str().into(),
+            w.prefix.as_str().into(),
+            ms(w.at),
+            JsValue::from_f64(f64::from(w.count)),
+        ],
+        "alert bind",
     )
-    .bind(&[
-        id.into(),
-        org.as_str().into(),
-        w.kind.as_str().into(),
-        w.prefix.as_str().into(),
-        ms(w.at),
-        JsValue::from_f64(f64::from(w.count)),
-    ])
-    .map_err(|e| storage_error("alert bind", e))?
-    .run()
-    .await
-    .map_err(|e| storage_error("alert upsert", e))?;
+    .await?;
     Ok(())
 }
