@@ -8,7 +8,7 @@ use crate::body::{parse_json, read_capped};
 use crate::cors::origin_of;
 use crate::respond::Reply;
 use interlog_core::cursor::{CursorKey, PagePosition};
-use interlog_core::interaction::{check_idempotency_header, summary, validate, validate_batch, FieldError};
+use interlog_core::interaction::{check_idempotency_header, validate, validation_error, FieldError};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial, PREFIX_COLLISION};
 use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
@@ -27,7 +27,7 @@ const MAX_ALLOWED_ORIGINS: usize = 50;
 const MINT_ATTEMPTS: usize = 3;
 
 fn invalid(errs: Vec<FieldError>) -> ApiError {
-    ApiError::Validation { message: summary(&errs), details: Some(json!(errs)) }
+    validation_error(errs)
 }
 
 fn invalid_pairs(errs: Vec<(String, String)>) -> ApiError {
@@ -153,9 +153,8 @@ async fn build(
             }
             Op::CreateInteraction { item }
         }
-        Endpoint::CreateInteractions => {
-            Op::CreateInteractions { items: validate_batch(body()?, now).map_err(invalid)? }
-        }
+        // Forwarded as the client's body (see `forward`), never built here.
+        Endpoint::CreateInteractions => return Err(ApiError::internal("batch bodies are forwarded as sent")),
         Endpoint::ListInteractions => {
             let list = parse_interaction_list(&query_pairs(req)?)?;
             let scope = list.filter.cursor_scope(who.org.as_str());
@@ -226,6 +225,17 @@ pub struct Forwarded {
 
 /// One call to the caller's org actor.
 pub async fn actor(env: &Env, who: &Verified, ctx: &CallCtx, op: Op) -> Result<DoResponse, ApiError> {
+    actor_with_body(env, who, ctx, op, None).await
+}
+
+/// One call to the caller's org actor, forwarding the client's body as is.
+async fn actor_with_body(
+    env: &Env,
+    who: &Verified,
+    ctx: &CallCtx,
+    op: Op,
+    payload: Option<&[u8]>,
+) -> Result<DoResponse, ApiError> {
     call_actor(
         env,
         &who.org,
@@ -235,6 +245,7 @@ pub async fn actor(env: &Env, who: &Verified, ctx: &CallCtx, op: Op) -> Result<D
         ctx.inject_fault,
         ctx.caller.clone(),
         op,
+        payload,
     )
     .await
 }
@@ -282,13 +293,24 @@ async fn forward(
     let who = verify(req, env, request_id, ip.as_deref()).await?;
     // The body is read once (capped); problems with it are answered only once
     // the actor has confirmed the key.
-    let body = match endpoint.body_limit() {
-        Some(limit) => Some(match read_capped(req, limit).await {
-            Ok(b) => parse_json(&b),
-            Err(e) => Err(e),
-        }),
+    let raw = match endpoint.body_limit() {
+        Some(limit) => Some(read_capped(req, limit).await),
         None => None,
     };
+    // A batch body goes to the actor as sent and is parsed once, there.
+    if endpoint == Endpoint::CreateInteractions {
+        let caller = Caller::Key { prefix: who.prefix, scope, rehash: who.rehash.clone() };
+        let inject_fault = crate::faults::requested(req, env);
+        let ctx = CallCtx { request_id: request_id.to_string(), ip, origin, inject_fault, caller };
+        let (op, bytes) = match &raw {
+            Some(Ok(b)) => (Op::CreateInteractionsFromBody, Some(b.as_slice())),
+            Some(Err(e)) => (Op::Invalid { error: e.clone() }, None),
+            None => (Op::Invalid { error: ApiError::validation("request body is required") }, None),
+        };
+        let response = actor_with_body(env, &who, &ctx, op, bytes).await?;
+        return shape(response, &Extra::default(), &who);
+    }
+    let body = raw.map(|r| r.and_then(|b| parse_json(&b)));
     let caller = Caller::Key { prefix: who.prefix, scope, rehash: who.rehash.clone() };
     let inject_fault = crate::faults::requested(req, env);
     let ctx = CallCtx { request_id: request_id.to_string(), ip, origin, inject_fault, caller };
@@ -311,10 +333,16 @@ async fn forward(
             break (response, extra);
         }
     };
+    shape(response, &extra, &who)
+}
+
+/// Turns the actor's answer into the client's: signed next cursor, minted
+/// key, replay header, RateLimit headers.
+fn shape(response: DoResponse, extra: &Extra, who: &Verified) -> Result<Forwarded, ApiError> {
     let reply = match response.reply {
         DoReply::Ok { status, mut body, next, replayed } => {
             if let (Some(pos), Some(scope)) = (next, &extra.cursor_scope) {
-                body["next_cursor"] = json!(cursor_key(&who).encode(scope, &pos));
+                body["next_cursor"] = json!(cursor_key(who).encode(scope, &pos));
             }
             if let Some(key) = &extra.minted {
                 body["key"] = json!(key.expose_secret());

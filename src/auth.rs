@@ -6,12 +6,12 @@
 use interlog_core::auth::{parse_authorization, AuthFailure, DUMMY_LOOKUP_PREFIX};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::KeyMaterial;
-use interlog_core::protocol::{Caller, DoRequest, DoResponse, Op, ORG_ACTOR_URL};
+use interlog_core::protocol::{Caller, DoRequest, DoResponse, Op, CALL_HEADER, ORG_ACTOR_URL};
 use interlog_core::{ApiError, ApiKey, KeyDigest, KeyPrefix, OrgId, Pepper};
 use interlog_durable::platform::{now_ms, storage_error, write_audit, AuditEntry};
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit};
+use worker::{Env, Headers, Method, Request, RequestInit};
 
 #[derive(Deserialize)]
 struct KeyLookup {
@@ -146,7 +146,8 @@ pub async fn verify(req: &Request, env: &Env, request_id: &str, ip: Option<&str>
             let caller = Caller::FailedKey { prefix, reason };
             let ip = ip.map(str::to_string);
             let _ =
-                call_actor(env, &parse_org(&org)?, request_id, ip, None, false, caller, Op::RecordAuthFailure).await;
+                call_actor(env, &parse_org(&org)?, request_id, ip, None, false, caller, Op::RecordAuthFailure, None)
+                    .await;
             Err(ApiError::Unauthorized)
         }
         (Some(reason), _, _) => {
@@ -184,6 +185,7 @@ pub async fn call_actor(
     inject_fault: bool,
     caller: Caller,
     op: Op,
+    payload: Option<&[u8]>,
 ) -> Result<DoResponse, ApiError> {
     let call = DoRequest {
         org_id: org_id.clone(),
@@ -199,7 +201,18 @@ pub async fn call_actor(
         .and_then(|ns| ns.id_from_name(call.org_id.as_str())?.get_stub())
         .map_err(|e| storage_error("org actor stub", e))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&call.to_json())));
+    init.with_method(Method::Post);
+    match payload {
+        // The client's body travels as is; the call itself in a header.
+        Some(bytes) => {
+            let headers = Headers::new();
+            headers.set(CALL_HEADER, &call.to_json()).map_err(|e| storage_error("org actor header", e))?;
+            init.with_headers(headers).with_body(Some(worker::js_sys::Uint8Array::from(bytes).into()));
+        }
+        None => {
+            init.with_body(Some(JsValue::from_str(&call.to_json())));
+        }
+    }
     let request = Request::new_with_init(ORG_ACTOR_URL, &init).map_err(|e| storage_error("org actor request", e))?;
     let mut resp = stub.fetch_with_request(request).await.map_err(|e| storage_error("org actor call", e))?;
     resp.json::<DoResponse>().await.map_err(|e| storage_error("org actor reply", e))

@@ -41,8 +41,5 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiEr
 
 /// Parses a JSON body, with a 400 that says where it broke.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::validation("request body is empty; a JSON object is required"));
-    }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::validation(format!("request body is not valid JSON: {e}")))
+    interlog_core::interaction::parse_json_body(bytes)
 }

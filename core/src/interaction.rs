@@ -214,6 +214,25 @@ pub fn validate_batch(value: &Value, now_ms: i64) -> Result<Vec<NewInteraction>,
     }
 }
 
+/// Parses a JSON request body, with a 400 that says where it broke.
+pub fn parse_json_body(bytes: &[u8]) -> Result<Value, crate::ApiError> {
+    if bytes.is_empty() {
+        return Err(crate::ApiError::validation("request body is empty; a JSON object is required"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| crate::ApiError::validation(format!("request body is not valid JSON: {e}")))
+}
+
+/// The 400 for field problems: a summary as the message, every problem in `details`.
+pub fn validation_error(errs: Vec<FieldError>) -> crate::ApiError {
+    crate::ApiError::Validation { message: summary(&errs), details: serde_json::to_value(&errs).ok() }
+}
+
+/// A batch body as the client sent it, parsed and validated in one pass.
+pub fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<Vec<NewInteraction>, crate::ApiError> {
+    validate_batch(&parse_json_body(bytes)?, now_ms).map_err(validation_error)
+}
+
 /// Summarises field errors for the envelope's `message`.
 pub fn summary(errs: &[FieldError]) -> String {
     let first = errs.first().map_or_else(String::new, |e| match e.index {

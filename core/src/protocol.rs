@@ -14,6 +14,10 @@ use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Header carrying the [`DoRequest`] when the call's body is the client's own
+/// body (so that body is parsed once, in the actor).
+pub const CALL_HEADER: &str = "x-interlog-call";
+
 /// URL the front Worker posts [`DoRequest`]s to (the host is never resolved).
 pub const ORG_ACTOR_URL: &str = "https://org-actor.internal/rpc";
 
@@ -46,8 +50,10 @@ pub enum Op {
     GetOrg,
     /// `POST /v1/interactions`.
     CreateInteraction { item: NewInteraction },
-    /// `POST /v1/interactions/batch`: all or nothing.
-    CreateInteractions { items: Vec<NewInteraction> },
+    /// `POST /v1/interactions/batch`, all or nothing. The client's body is
+    /// forwarded as the call's body: parsed and validated once, by the actor,
+    /// after the key check.
+    CreateInteractionsFromBody,
     /// `GET /v1/interactions`: newest first, after `after` if given.
     ListInteractions { filter: InteractionFilter, limit: u32, after: Option<PagePosition> },
     /// `GET /v1/interactions/{id}`.

@@ -10,9 +10,10 @@ use crate::records;
 use crate::retention::{self, RetentionConfig};
 use interlog_core::alerts::{AlertKind, AlertRules, AlertTracker};
 use interlog_core::auth::{Access, AuthFailure, KeyStatus};
+use interlog_core::interaction::parse_batch;
 use interlog_core::keys::{rotated_expiry, KeyRecord};
 use interlog_core::org::OrgView;
-use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, DoResponse, Op, RateStanding};
+use interlog_core::protocol::{org_matches, Caller, DoReply, DoRequest, DoResponse, Op, RateStanding, CALL_HEADER};
 use interlog_core::ratelimit::RateLimiter;
 use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, KeyPrefix, OrgId, Scope};
@@ -95,8 +96,15 @@ impl DurableObject for OrgActor {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let response = match req.json::<DoRequest>().await {
-            Ok(call) => self.handle(call).await,
+        // The call comes as the body, or in a header when the body is the
+        // client's own (a batch, parsed once, here).
+        let header = req.headers().get(CALL_HEADER).ok().flatten();
+        let (call, payload) = match header {
+            Some(h) => (serde_json::from_str::<DoRequest>(&h).map_err(|e| e.to_string()), Some(req.bytes().await?)),
+            None => (req.json::<DoRequest>().await.map_err(|e| e.to_string()), None),
+        };
+        let response = match call {
+            Ok(call) => self.handle(call, payload.as_deref()).await,
             Err(e) => DoResponse {
                 reply: DoReply::Failed { error: ApiError::internal(format!("bad actor request: {e}")) },
                 origin_allowed: false,
@@ -121,11 +129,11 @@ impl OrgActor {
         self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))
     }
 
-    async fn handle(&self, call: DoRequest) -> DoResponse {
+    async fn handle(&self, call: DoRequest, payload: Option<&[u8]>) -> DoResponse {
         // Per call: requests of this actor interleave at every await, so the
         // caller's L2 standing must never live in shared state.
         let standing = Cell::new(None);
-        let reply = match self.serve(&call, &standing).await {
+        let reply = match self.serve(&call, &standing, payload).await {
             Ok(reply) => reply,
             Err(error) => DoReply::Failed { error },
         };
@@ -137,7 +145,12 @@ impl OrgActor {
         self.origins.borrow().as_ref().is_some_and(|list| list.iter().any(|o| o == origin))
     }
 
-    async fn serve(&self, call: &DoRequest, standing: &Cell<Option<RateStanding>>) -> Res<DoReply> {
+    async fn serve(
+        &self,
+        call: &DoRequest,
+        standing: &Cell<Option<RateStanding>>,
+        payload: Option<&[u8]>,
+    ) -> Res<DoReply> {
         self.bind_org(&call.org_id).await?;
         if !self.armed.get() {
             self.ensure_armed().await;
@@ -185,14 +198,14 @@ impl OrgActor {
                         }
                         let expires_at = record.and_then(|r| r.state.expires_at);
                         self.note_use(&db, org, *prefix, expires_at, now).await;
-                        self.run(call, &db, now).await
+                        self.run(call, &db, now, payload).await
                     }
                 }
             }
         }
     }
 
-    async fn run(&self, call: &DoRequest, db: &D1Database, now: i64) -> Res<DoReply> {
+    async fn run(&self, call: &DoRequest, db: &D1Database, now: i64, payload: Option<&[u8]>) -> Res<DoReply> {
         let org = &call.org_id;
         match &call.op {
             Op::Ping => Ok(ok(204, Value::Null)),
@@ -222,7 +235,10 @@ impl OrgActor {
                 self.org_reply(db, org).await
             }
             Op::CreateInteraction { item } => interactions::create_one(db, org, item, call.inject_fault).await,
-            Op::CreateInteractions { items } => interactions::create_many(db, org, items, call.inject_fault).await,
+            Op::CreateInteractionsFromBody => {
+                let items = parse_batch(payload.unwrap_or_default(), now)?;
+                interactions::create_many(db, org, &items, call.inject_fault).await
+            }
             Op::ListInteractions { filter, limit, after } => {
                 interactions::list(db, org, filter, *limit, after.as_ref()).await
             }
