@@ -371,6 +371,19 @@ mod tests {
     }
 
     #[test]
+    fn metadata_floats_round_trip_exactly() {
+        // Found by the interaction_validate fuzz target: without serde_json's
+        // `float_roundtrip`, these came back 1-2 ULP off once stored and read.
+        let raw = r#"{"type":"i","metadata":{"k":[55555,0.00000010933834357614193924,0.745555555555555554]}}"#;
+        let v = validate(&serde_json::from_str(raw).unwrap(), NOW).unwrap();
+        let text = serde_json::to_string(&v).unwrap();
+        let back: NewInteraction = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+        let stored = Value::Object(v.metadata.clone().unwrap()).to_string();
+        assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), Value::Object(v.metadata.unwrap()));
+    }
+
+    #[test]
     fn batch_rules() {
         let item = json!({"type": "t"});
         assert_eq!(validate_batch(&json!({"interactions": vec![item.clone(); 100]}), NOW).unwrap().len(), 100);
