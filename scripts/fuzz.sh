@@ -56,6 +56,15 @@ done
 [[ "$mode" == build ]] && exit 0
 
 mkdir -p fuzz/logs
+# Key-shaped seeds for key_parse are made here, at run time, and never
+# committed (fuzz/corpus is git-ignored): well-formed keys in both cases,
+# behind Bearer/bearer/Basic, and one symbol short or long.
+mkdir -p fuzz/corpus/key_parse
+node -e '
+  const c = "0123456789ABCDEFGHJKMNPQRSTVWXYZ", r = require("crypto"), fs = require("fs");
+  const key = (n) => "ck_live_" + Array.from(r.randomBytes(n), (b) => c[b % 32]).join("");
+  [key(26), key(26).toLowerCase(), "Bearer " + key(26), "bearer   " + key(26), "Basic " + key(26), key(25), key(27)]
+    .forEach((s, i) => fs.writeFileSync(process.argv[1] + "/generated-seed-" + i, s));' fuzz/corpus/key_parse
 summary="fuzz/logs/summary-$mode.tsv"
 printf 'target\tseconds\texecutions\texec_per_s\tcov\tft\tcorpus\tnew_units\tpeak_rss_mb\tcrashes\n' >"$summary"
 failed=0
