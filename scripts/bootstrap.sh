@@ -3,7 +3,7 @@
 # has rustup's Rust and Node 20 + npm, skipping whatever is already there:
 # the pinned toolchain + wasm32 target, wasm-bindgen-cli at the Cargo.lock
 # version, worker-build, the npm packages of package-lock.json and (with
-# --python) the Python test clients in .venv.
+# --python) the Python test clients in .venv and Debian's chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
@@ -42,6 +42,11 @@ if [[ "${1:-}" == "--python" ]]; then
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     log "installing python3 + venv from Debian"
     apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  # Headless Chromium for the real-browser CORS test (Debian's package).
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
   req_sum=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
   if [[ ! -x .venv/bin/python || "$(cat .venv/.interlog-req 2>/dev/null)" != "$req_sum" ]]; then
