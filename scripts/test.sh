@@ -13,14 +13,16 @@ source scripts/local-env.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (native: core, cli)"
-cargo clippy --quiet -p interlog-core -p interlog-cli --all-targets -- -D warnings
+# Which lints run is set in Cargo.toml ([workspace.lints]) and core/clippy.toml;
+# here clippy only turns their warnings into errors.
+step "clippy (native: core, cli, loadgen)"
+cargo clippy --quiet -p interlog-core -p interlog-cli -p interlog-loadgen --all-targets -- -D warnings
 
 step "clippy (wasm32: worker, durable objects)"
 cargo clippy --quiet --target wasm32-unknown-unknown -p interlog -p interlog-durable -- -D warnings
 
 step "unit and property tests (native)"
-cargo test --quiet -p interlog-core -p interlog-cli -p interlog-durable
+cargo test --quiet -p interlog-core -p interlog-cli -p interlog-durable -p interlog-loadgen
 
 step "supply chain: cargo-deny (licenses, bans, sources)"
 bash scripts/deny.sh

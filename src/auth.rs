@@ -1,90 +1,29 @@
-//! Key verification in the front Worker: parse → D1 lookup by prefix →
-//! peppered hash compared in constant time. Every outcome does the same lookup
-//! and hash work; the caller holds the answer to the 80 ms floor, and the
-//! org's actor confirms the key is live before serving anything.
+//! Key verification in the front Worker: parse → directory lookup by prefix →
+//! `core::credential::check` (peppered hash, constant-time compare, the same
+//! work for every outcome). The caller holds the answer to the 80 ms floor,
+//! and the org's actor confirms the key is live before serving anything.
 
-use interlog_core::auth::{parse_authorization, AuthFailure, DUMMY_LOOKUP_PREFIX};
-use interlog_core::key::ENTROPY_BYTES;
+use crate::actor;
+use interlog_core::audit::{AuditAction, AuditEvent};
+use interlog_core::auth::{parse_authorization, DUMMY_LOOKUP_PREFIX};
+use interlog_core::config::{binding, Config};
+use interlog_core::credential::{check, Credential, Peppers, StoredKey};
+use interlog_core::cursor::CursorKey;
 use interlog_core::keys::KeyMaterial;
-use interlog_core::protocol::{Caller, DoRequest, DoResponse, Op, CALL_HEADER, ORG_ACTOR_URL};
+use interlog_core::protocol::CallMeta;
 use interlog_core::{ApiError, ApiKey, KeyDigest, KeyPrefix, OrgId, Pepper};
-use interlog_durable::platform::{now_ms, storage_error, write_audit, AuditEntry};
+use interlog_durable::audit::{self, Asker};
+use interlog_durable::platform::{db, first};
 use serde::Deserialize;
-use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, Request, RequestInit};
-
-#[derive(Deserialize)]
-struct KeyLookup {
-    org_id: String,
-    hash: String,
-    pepper_version: f64,
-}
-
-/// The current pepper and, during a rotation, the previous one.
-#[derive(Clone)]
-struct Peppers {
-    current: Pepper,
-    previous: Option<Pepper>,
-}
-
-/// The client address as the edge reports it, if it is a valid IP.
-pub fn client_ip(req: &Request) -> Option<String> {
-    let raw = req.headers().get("cf-connecting-ip").ok().flatten()?;
-    raw.trim().parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
-}
-
-fn unavailable(detail: String) -> ApiError {
-    ApiError::Unavailable { retry_after_s: 5, detail }
-}
-
-fn var_u32(env: &Env, name: &str) -> Option<u32> {
-    env.var(name).ok().and_then(|v| v.to_string().trim().parse().ok())
-}
-
-async fn secret(env: &Env, binding: &str) -> Result<String, ApiError> {
-    env.secret_store(binding)
-        .map_err(|e| unavailable(format!("{binding} binding: {e}")))?
-        .get()
-        .await
-        .map_err(|e| unavailable(format!("{binding} secret: {e}")))?
-        .ok_or_else(|| unavailable(format!("{binding} secret is empty")))
-}
+use std::cell::RefCell;
+use worker::{Env, Request};
 
 /// How long an isolate keeps the peppers before reading them again.
 const PEPPER_TTL_MS: i64 = 60_000;
+const CURSOR_LABEL: &str = "cursor/v1";
 
 thread_local! {
-    static PEPPERS: std::cell::RefCell<Option<(i64, Peppers)>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The peppers, read from the Secrets Store at most once a minute per isolate
-/// (every outcome uses the same cached value, so timing is unaffected).
-async fn load_peppers(env: &Env) -> Result<Peppers, ApiError> {
-    let now = now_ms();
-    let cached =
-        PEPPERS.with(|c| c.borrow().as_ref().filter(|(at, _)| now - at < PEPPER_TTL_MS).map(|(_, p)| p.clone()));
-    if let Some(p) = cached {
-        return Ok(p);
-    }
-    let fresh = read_peppers(env).await?;
-    PEPPERS.with(|c| *c.borrow_mut() = Some((now, fresh.clone())));
-    Ok(fresh)
-}
-
-/// Reads the peppers. `PEPPER` (version `PEPPER_VERSION`) is required; during
-/// a rotation `PEPPER_PREVIOUS` (version `PEPPER_PREVIOUS_VERSION` > 0) too.
-async fn read_peppers(env: &Env) -> Result<Peppers, ApiError> {
-    let version = var_u32(env, "PEPPER_VERSION").ok_or_else(|| unavailable("PEPPER_VERSION is not a number".into()))?;
-    let current =
-        Pepper::new(version, secret(env, "PEPPER").await?).map_err(|e| unavailable(format!("PEPPER: {e}")))?;
-    let previous = match var_u32(env, "PEPPER_PREVIOUS_VERSION").filter(|v| *v > 0) {
-        None => None,
-        Some(v) => Some(
-            Pepper::new(v, secret(env, "PEPPER_PREVIOUS").await?)
-                .map_err(|e| unavailable(format!("PEPPER_PREVIOUS: {e}")))?,
-        ),
-    };
-    Ok(Peppers { current, previous })
+    static PEPPERS: RefCell<Option<(i64, Peppers)>> = const { RefCell::new(None) };
 }
 
 /// A key whose hash verified; the org's actor still decides if it is live.
@@ -97,123 +36,104 @@ pub struct Verified {
     pub rehash: Option<KeyMaterial>,
 }
 
-/// Verifies the presented key. Every failure is audited (org-less ones here,
-/// the rest by the org's actor) and comes back as the uniform 401.
-pub async fn verify(req: &Request, env: &Env, request_id: &str, ip: Option<&str>) -> Result<Verified, ApiError> {
-    let header = req.headers().get("authorization").ok().flatten();
-    let parsed = parse_authorization(header.as_deref());
-    let prefix = parsed.as_ref().ok().map(ApiKey::prefix);
-    let lookup_prefix = prefix.map_or_else(|| DUMMY_LOOKUP_PREFIX.to_string(), |p| p.to_string());
+impl Verified {
+    /// The key that signs this org's page cursors.
+    pub fn cursor_key(&self) -> CursorKey {
+        CursorKey::new(self.pepper.derive(CURSOR_LABEL))
+    }
 
-    let db = env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
-    let row: Option<KeyLookup> = db
-        .prepare("SELECT org_id, hash, pepper_version FROM api_keys WHERE prefix = ?1")
-        .bind(&[JsValue::from_str(&lookup_prefix)])
-        .map_err(|e| storage_error("key lookup bind", e))?
-        .first(None)
+    /// Who asks, for every actor call of this request.
+    pub fn meta(&self, request: &Incoming) -> CallMeta {
+        CallMeta { org_id: self.org.clone(), request_id: request.id.clone(), client_ip: request.ip }
+    }
+}
+
+/// What the front knows of a request before authenticating it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub id: String,
+    pub ip: Option<interlog_core::netaddr::ClientIp>,
+    /// When the request arrived (the clock is read once per request).
+    pub now_ms: i64,
+}
+
+fn unavailable(detail: String) -> ApiError {
+    ApiError::Unavailable { retry_after_s: 5, detail }
+}
+
+async fn secret(env: &Env, name: &str) -> Result<String, ApiError> {
+    env.secret_store(name)
+        .map_err(|e| unavailable(format!("{name} binding: {e}")))?
+        .get()
         .await
-        .map_err(|e| storage_error("key lookup", e))?;
-    let peppers = load_peppers(env).await?;
+        .map_err(|e| unavailable(format!("{name} secret: {e}")))?
+        .ok_or_else(|| unavailable(format!("{name} secret is empty")))
+}
 
-    // Same hash-and-compare work whatever happened above.
-    let dummy = ApiKey::from_entropy(&[0u8; ENTROPY_BYTES]);
-    let presented = parsed.as_ref().unwrap_or(&dummy);
-    let stored = row.as_ref().and_then(|r| KeyDigest::from_hex(&r.hash)).unwrap_or(KeyDigest::DUMMY);
-    let row_version = row.as_ref().map_or(peppers.current.version(), |r| r.pepper_version as u32);
-    let by_previous = peppers.previous.as_ref().filter(|p| p.version() == row_version);
-    let verified = by_previous.unwrap_or(&peppers.current).verify(presented, &stored);
-    let rehash = match (verified, by_previous, prefix) {
-        (true, Some(_), Some(prefix)) => Some(KeyMaterial {
-            prefix,
-            hash: peppers.current.digest(presented).to_hex(),
-            pepper_version: peppers.current.version(),
-        }),
-        _ => None,
+/// The peppers, read from the Secrets Store at most once a minute per isolate
+/// (every outcome uses the same cached value, so timing is unaffected).
+async fn load_peppers(env: &Env, cfg: &Config, now: i64) -> Result<Peppers, ApiError> {
+    let cached =
+        PEPPERS.with(|c| c.borrow().as_ref().filter(|(at, _)| now - at < PEPPER_TTL_MS).map(|(_, p)| p.clone()));
+    if let Some(p) = cached {
+        return Ok(p);
+    }
+    let current = Pepper::new(cfg.pepper_version, secret(env, binding::PEPPER).await?)
+        .map_err(|e| unavailable(format!("PEPPER: {e}")))?;
+    let previous = match cfg.pepper_previous_version {
+        None => None,
+        Some(v) => Some(
+            Pepper::new(v, secret(env, binding::PEPPER_PREVIOUS).await?)
+                .map_err(|e| unavailable(format!("PEPPER_PREVIOUS: {e}")))?,
+        ),
     };
+    let fresh = Peppers { current, previous };
+    PEPPERS.with(|c| *c.borrow_mut() = Some((now, fresh.clone())));
+    Ok(fresh)
+}
 
-    let failure = match (&parsed, &row) {
-        (Err(f), _) => Some(*f),
-        (Ok(_), None) => Some(AuthFailure::UnknownPrefix),
-        (Ok(_), Some(_)) if !verified => Some(AuthFailure::WrongHash),
-        _ => None,
-    };
-    match (failure, row.map(|r| r.org_id), prefix) {
-        (None, Some(org), Some(prefix)) => {
-            Ok(Verified { org: parse_org(&org)?, prefix, pepper: peppers.current, rehash })
-        }
-        // A failure on a prefix of a known org goes to that org's actor for the audit row.
-        (Some(reason @ AuthFailure::WrongHash), Some(org), Some(prefix)) => {
-            let caller = Caller::FailedKey { prefix, reason };
-            let ip = ip.map(str::to_string);
-            let _ =
-                call_actor(env, &parse_org(&org)?, request_id, ip, None, false, caller, Op::RecordAuthFailure, None)
-                    .await;
+#[derive(Deserialize)]
+struct KeyRow {
+    org_id: String,
+    hash: String,
+    pepper_version: f64,
+}
+
+/// The directory row of `prefix` (a dummy prefix when none parsed, so every
+/// outcome runs the same query).
+async fn lookup(env: &Env, prefix: Option<KeyPrefix>) -> Result<Option<StoredKey>, ApiError> {
+    let text = prefix.map_or_else(|| DUMMY_LOOKUP_PREFIX.to_string(), |p| p.to_string());
+    let sql = "SELECT org_id, hash, pepper_version FROM api_keys WHERE prefix = ?1";
+    let row: Option<KeyRow> = first(&db(env)?, sql, &[text.into()], "key lookup").await?;
+    row.map(|r| {
+        let org = OrgId::parse(&r.org_id).ok_or_else(|| ApiError::internal("api_keys row holds an invalid org id"))?;
+        Ok(StoredKey { org, digest: KeyDigest::from_hex(&r.hash), pepper_version: r.pepper_version as u32 })
+    })
+    .transpose()
+}
+
+/// Verifies the presented key. Every failure is audited (org-less ones here,
+/// wrong secrets by the org's actor) and comes back as the uniform 401.
+pub async fn verify(req: &Request, env: &Env, cfg: &Config, incoming: &Incoming) -> Result<Verified, ApiError> {
+    let header = req.headers().get("authorization").ok().flatten();
+    let presented = parse_authorization(header.as_deref());
+    let row = lookup(env, presented.as_ref().ok().map(ApiKey::prefix)).await?;
+    let peppers = load_peppers(env, cfg, incoming.now_ms).await?;
+    let (credential, _) = check(&presented, row.as_ref(), &peppers);
+    match credential {
+        Credential::Verified { org, prefix, rehash } => Ok(Verified { org, prefix, pepper: peppers.current, rehash }),
+        Credential::WrongSecret { org, prefix } => {
+            let meta = CallMeta { org_id: org, request_id: incoming.id.clone(), client_ip: incoming.ip };
+            // Recorded by the org's actor; the answer is the same 401 whatever it says.
+            let _ = actor::record_auth_failure(env, meta, prefix).await;
             Err(ApiError::Unauthorized)
         }
-        (Some(reason), _, _) => {
-            let prefix_text = prefix.map(|p| p.to_string());
-            let entry = AuditEntry {
-                org_id: None,
-                at: now_ms(),
-                action: "auth.failure",
-                reason: Some(reason.reason()),
-                prefix: prefix_text.as_deref(),
-                ip,
-                request_id,
-                detail: None,
-            };
+        Credential::Refused { reason, prefix } => {
+            let event = AuditEvent::new(AuditAction::AuthFailure, prefix).with_reason(reason.reason());
+            let who = Asker { org: None, request_id: &incoming.id, ip: incoming.ip };
             // Logged inside; the client's answer is the same either way.
-            let _ = write_audit(&db, &entry).await;
+            let _ = audit::write(&db(env)?, who, &event, incoming.now_ms).await;
             Err(ApiError::Unauthorized)
         }
-        (None, _, _) => Err(ApiError::internal("verified key without org or prefix")),
     }
-}
-
-fn parse_org(raw: &str) -> Result<OrgId, ApiError> {
-    OrgId::parse(raw).ok_or_else(|| ApiError::internal("api_keys row holds an invalid org id"))
-}
-
-/// Sends one call to the org's actor and reads its answer.
-#[allow(clippy::too_many_arguments)]
-pub async fn call_actor(
-    env: &Env,
-    org_id: &OrgId,
-    request_id: &str,
-    client_ip: Option<String>,
-    origin: Option<String>,
-    inject_fault: bool,
-    caller: Caller,
-    op: Op,
-    payload: Option<&[u8]>,
-) -> Result<DoResponse, ApiError> {
-    let call = DoRequest {
-        org_id: org_id.clone(),
-        request_id: request_id.to_string(),
-        client_ip,
-        origin,
-        inject_fault,
-        caller,
-        op,
-    };
-    let stub = env
-        .durable_object("ORG_ACTOR")
-        .and_then(|ns| ns.id_from_name(call.org_id.as_str())?.get_stub())
-        .map_err(|e| storage_error("org actor stub", e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
-    match payload {
-        // The client's body travels as is; the call itself in a header.
-        Some(bytes) => {
-            let headers = Headers::new();
-            headers.set(CALL_HEADER, &call.to_json()).map_err(|e| storage_error("org actor header", e))?;
-            init.with_headers(headers).with_body(Some(worker::js_sys::Uint8Array::from(bytes).into()));
-        }
-        None => {
-            init.with_body(Some(JsValue::from_str(&call.to_json())));
-        }
-    }
-    let request = Request::new_with_init(ORG_ACTOR_URL, &init).map_err(|e| storage_error("org actor request", e))?;
-    let mut resp = stub.fetch_with_request(request).await.map_err(|e| storage_error("org actor call", e))?;
-    resp.json::<DoResponse>().await.map_err(|e| storage_error("org actor reply", e))
 }

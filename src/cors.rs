@@ -3,10 +3,10 @@
 //! authenticated org lists it. Never `*`, never credentials, `Vary: Origin`
 //! always.
 
-use crate::respond::Reply;
-use interlog_core::origin::parse_list;
+use crate::respond::{ExtraHeaders, Reply};
+use interlog_core::config::Config;
 use interlog_core::ApiError;
-use worker::{Env, Request};
+use worker::Request;
 
 /// Methods a preflight may allow.
 const METHODS: &str = "GET, POST, PATCH, DELETE";
@@ -14,18 +14,25 @@ const METHODS: &str = "GET, POST, PATCH, DELETE";
 const HEADERS: &str =
     "authorization, content-type, idempotency-key, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
 /// Response headers scripts may read.
-pub const EXPOSE: &str = "x-request-id, ratelimit, ratelimit-policy, retry-after, idempotent-replayed";
+const EXPOSE: &str = "x-request-id, ratelimit, ratelimit-policy, retry-after, idempotent-replayed";
 
 /// The request's `Origin` header, if any.
 pub fn origin_of(req: &Request) -> Option<String> {
     req.headers().get("origin").ok().flatten()
 }
 
+/// Headers of an actual response to an origin the org allows.
+pub fn cors_headers(origin: Option<String>) -> ExtraHeaders {
+    match origin {
+        Some(o) => vec![("access-control-allow-origin", o), ("access-control-expose-headers", EXPOSE.to_string())],
+        None => Vec::new(),
+    }
+}
+
 /// Answers an `OPTIONS` preflight.
-pub fn preflight(req: &Request, env: &Env) -> Result<Reply, ApiError> {
-    let allowlist = env.var("CORS_PREFLIGHT_ORIGINS").map(|v| v.to_string()).unwrap_or_default();
+pub fn preflight(req: &Request, cfg: &Config) -> Result<Reply, ApiError> {
     let origin = origin_of(req).unwrap_or_default();
-    if !parse_list(&allowlist).iter().any(|o| o.as_str() == origin) {
+    if !cfg.cors_preflight.iter().any(|o| o.as_str() == origin) {
         return Err(ApiError::Forbidden { message: "origin not allowed".into() });
     }
     let mut reply = Reply::empty(204);

@@ -4,12 +4,12 @@
 //! in wrangler.toml) AND the request was addressed to a loopback host, which
 //! no request reaching a deployed Worker through Cloudflare's edge can be.
 
-use worker::{Env, Request};
+use interlog_core::config::Config;
+use worker::Request;
 
 /// Whether this request should have its D1 writes fail.
-pub fn requested(req: &Request, env: &Env) -> bool {
-    let enabled = env.var("TEST_FAULTS").map(|v| v.to_string() == "enabled").unwrap_or(false);
-    if !enabled {
+pub fn requested(req: &Request, cfg: &Config) -> bool {
+    if !cfg.test_faults {
         return false;
     }
     let loopback = req

@@ -1,7 +1,8 @@
 //! The front Worker: routes, authenticates (behind the 80 ms floor) and
-//! forwards each call to the org's `OrgActor`. Stateless.
-#![forbid(unsafe_code)]
+//! forwards each call to the org's `OrgActor`. Stateless but for per-isolate
+//! caches (configuration, peppers, the L1 audit throttle).
 
+mod actor;
 mod api;
 mod auth;
 mod body;
@@ -9,14 +10,17 @@ mod cors;
 mod faults;
 mod limits;
 mod mcp;
+mod ops;
 mod respond;
 
 pub use interlog_durable::{Janitor, OrgActor};
 
+use auth::Incoming;
+use interlog_core::netaddr::ClientIp;
 use interlog_core::routes::{resolve, Route};
 use interlog_core::{ApiError, RequestId, AUTH_FLOOR_MS};
-use interlog_durable::platform::{now_ms, random_bytes};
-use respond::{finish, Reply};
+use interlog_durable::platform::{config, now_ms, random_bytes};
+use respond::{finish, ExtraHeaders, Reply};
 use std::time::Duration;
 use worker::{event, Context, Delay, Env, Request, Response, Result};
 
@@ -26,44 +30,70 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // arms its timer on first poll, so poll it once right away.
     let mut floor = Box::pin(Delay::from(Duration::from_millis(AUTH_FLOOR_MS)));
     let _ = futures::poll!(floor.as_mut());
-    let request_id = random_bytes()
-        .map(|e| RequestId::generate(now_ms() as u64, &e).to_string())
-        .unwrap_or_else(|_| "req_unavailable".into());
+    let incoming = arrive(&req);
     // Route on the method as sent: worker's `Method` turns unknown names into GET.
     let method = req.inner().method();
-    let path = req.path();
-    let (outcome, extra) = match resolve(&method, &path) {
-        Ok(Route::Health) => (Ok(health()), Vec::new()),
+    let route = resolve(&method, &req.path());
+    let (outcome, extra) = match (route, config(&env)) {
+        (Ok(Route::Health), _) => (Ok(health()), Vec::new()),
+        (_, Err(e)) => {
+            floor.await;
+            (Err(e), Vec::new())
+        }
         // A preflight for a known path (every known path refuses OPTIONS itself).
-        Err(ApiError::MethodNotAllowed { .. }) if method == "OPTIONS" => (cors::preflight(&req, &env), Vec::new()),
-        route => {
+        (Err(ApiError::MethodNotAllowed { .. }), Ok(cfg)) if method == "OPTIONS" => {
+            (cors::preflight(&req, &cfg), Vec::new())
+        }
+        (route, Ok(cfg)) => {
             // L1 comes first for everything but health and preflights; its
             // denials wait for the floor too.
-            match limits::check_l1(&req, &env, &request_id).await {
+            match limits::check_l1(&env, &incoming).await {
                 Err(e) => {
                     floor.await;
                     let headers =
                         if matches!(e, ApiError::RateLimited { .. }) { limits::l1_headers() } else { Vec::new() };
                     (Err(e), headers)
                 }
-                Ok(()) => match route {
-                    Ok(Route::Api { scope, endpoint }) => {
-                        match endpoint.body_limit().map(|l| body::precheck(&req, l)) {
-                            Some(Err(e)) => (Err(e), Vec::new()),
-                            _ => {
-                                let work = api::handle(&mut req, &env, scope, endpoint, &request_id);
-                                let (_, out) = futures::join!(floor, work);
-                                out
-                            }
-                        }
-                    }
-                    Ok(Route::Health) => (Ok(health()), Vec::new()),
-                    Err(e) => (Err(e), Vec::new()),
-                },
+                Ok(()) => routed(&mut req, &env, &cfg, &incoming, route, floor).await,
             }
         }
     };
-    Ok(finish(outcome, &request_id, extra))
+    Ok(finish(outcome, &incoming.id, extra))
+}
+
+/// What is known of a request as it arrives: its id, the client address in
+/// canonical form, and the time (the clock is read once per request).
+fn arrive(req: &Request) -> Incoming {
+    let now_ms = now_ms();
+    let id = random_bytes()
+        .map(|e| RequestId::generate(now_ms as u64, &e).to_string())
+        .unwrap_or_else(|_| "req_unavailable".into());
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten().and_then(|raw| ClientIp::parse(&raw));
+    Incoming { id, ip, now_ms }
+}
+
+/// A request past L1: body checks before anything is read, then the call
+/// itself, answered no sooner than the floor.
+async fn routed(
+    req: &mut Request,
+    env: &Env,
+    cfg: &interlog_core::config::Config,
+    incoming: &Incoming,
+    route: std::result::Result<Route, ApiError>,
+    floor: std::pin::Pin<Box<Delay>>,
+) -> (std::result::Result<Reply, ApiError>, ExtraHeaders) {
+    match route {
+        Ok(Route::Api { scope, endpoint }) => match endpoint.body_limit().map(|l| body::precheck(req, l)) {
+            Some(Err(e)) => (Err(e), Vec::new()),
+            _ => {
+                let work = api::handle(req, env, cfg, incoming, (scope, endpoint));
+                let (_, out) = futures::join!(floor, work);
+                out
+            }
+        },
+        Ok(Route::Health) => (Ok(health()), Vec::new()),
+        Err(e) => (Err(e), Vec::new()),
+    }
 }
 
 fn health() -> Reply {

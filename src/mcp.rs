@@ -1,18 +1,19 @@
 //! `POST /mcp`: the MCP endpoint's adapter. The key is already verified (and
 //! the body read under its cap); `interlog_core::mcp` plans the JSON-RPC
-//! answer, this module runs the org-actor calls the plan needs and turns the
-//! answer into HTTP. Every request makes at least one actor call, which checks
-//! the key is live, holds the `read` scope, is within L2 and that the `Origin`
-//! (if any) is allowed, before anything but a 401/403/429 is revealed.
+//! answer, this module runs the org-actor calls the plan needs. Every request
+//! makes at least one actor call, which checks the key is live, holds the
+//! `read` scope, is within L2 and that the `Origin` (if any) is allowed,
+//! before anything but a 401/403/429 is revealed.
 
-use crate::api::{actor, cursor_key, CallCtx, Forwarded};
+use crate::actor::ActorClient;
+use crate::api::{refusal_error, Answered};
 use crate::auth::Verified;
-use crate::respond::Reply;
+use crate::respond;
 use interlog_core::mcp::{plan, Fetched, Headers, Item, OrgContext};
-use interlog_core::protocol::{DoReply, DoResponse, Op, RateStanding};
+use interlog_core::protocol::{Op, Outcome, RateStanding, Refusal};
 use interlog_core::ApiError;
 use serde_json::Value;
-use worker::{Env, Request};
+use worker::Request;
 
 /// What the last actor call said about the caller, for the response headers.
 #[derive(Default)]
@@ -22,31 +23,26 @@ struct Standing {
 }
 
 impl Standing {
-    fn note(&mut self, r: &DoResponse) {
-        self.origin_allowed = r.origin_allowed;
-        self.rate = r.rate;
-    }
-
-    fn answer(self, reply: Result<Reply, ApiError>) -> Forwarded {
-        Forwarded { reply, origin_allowed: self.origin_allowed, rate: self.rate }
+    fn answer(self, reply: Result<respond::Reply, ApiError>) -> Answered {
+        Answered { reply, origin_allowed: self.origin_allowed, rate: self.rate }
     }
 }
 
-/// One actor call. `Ok(Ok(reply))`: the op ran; `Ok(Err(error))`: the actor
-/// refused or failed it; `Err`: the key is not live (the uniform 401).
+/// One actor call. `Ok(Ok(outcome))`: the op ran; `Ok(Err(error))`: the actor
+/// refused or failed it; `Err`: the key is not live (the uniform 401) or the
+/// actor could not be reached.
 async fn call(
-    env: &Env,
-    who: &Verified,
-    ctx: &CallCtx,
+    client: &ActorClient<'_>,
     op: Op,
     standing: &mut Standing,
-) -> Result<Result<(Value, Option<interlog_core::cursor::PagePosition>), ApiError>, ApiError> {
-    let response = actor(env, who, ctx, op).await?;
-    standing.note(&response);
-    match response.reply {
-        DoReply::Denied { .. } => Err(ApiError::Unauthorized),
-        DoReply::Failed { error } => Ok(Err(error)),
-        DoReply::Ok { body, next, .. } => Ok(Ok((body, next))),
+) -> Result<Result<Outcome, ApiError>, ApiError> {
+    let response = client.call(op).await?;
+    standing.origin_allowed = response.origin_allowed;
+    standing.rate = response.rate;
+    match response.result {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(Refusal::Denied { .. }) => Err(ApiError::Unauthorized),
+        Err(refusal) => Ok(Err(refusal_error(refusal))),
     }
 }
 
@@ -57,44 +53,36 @@ fn header(req: &Request, name: &str) -> Option<String> {
 /// Handles one MCP POST. `body` is the parsed JSON body (or why it is not).
 pub async fn handle(
     req: &Request,
-    env: &Env,
+    client: &ActorClient<'_>,
     who: &Verified,
-    ctx: &CallCtx,
     body: Result<Value, ApiError>,
-) -> Result<Forwarded, ApiError> {
+) -> Result<Answered, ApiError> {
     let mut standing = Standing::default();
     let body = match body {
         Ok(v) => Some(v),
         // Over the cap while reading (no Content-Length): the same 413 as the
         // Content-Length precheck, once the key is confirmed.
         Err(e @ ApiError::PayloadTooLarge { .. }) => {
-            return Ok(match call(env, who, ctx, Op::Ping, &mut standing).await? {
-                Ok(_) => standing.answer(Err(e)),
-                Err(refused) => standing.answer(Err(refused)),
-            });
+            let refused = call(client, Op::Ping, &mut standing).await?.err();
+            return Ok(standing.answer(Err(refused.unwrap_or(e))));
         }
         // Anything else is a body that is not JSON: a JSON-RPC parse error.
         Err(_) => None,
     };
-    let (protocol_version, method, name, accept) = (
-        header(req, "mcp-protocol-version"),
-        header(req, "mcp-method"),
-        header(req, "mcp-name"),
-        header(req, "accept"),
-    );
+    let names = ["mcp-protocol-version", "mcp-method", "mcp-name", "accept"].map(|n| header(req, n));
     let headers = Headers {
-        protocol_version: protocol_version.as_deref(),
-        method: method.as_deref(),
-        name: name.as_deref(),
-        accept: accept.as_deref(),
+        protocol_version: names[0].as_deref(),
+        method: names[1].as_deref(),
+        name: names[2].as_deref(),
+        accept: names[3].as_deref(),
     };
-    let key = cursor_key(who);
+    let key = who.cursor_key();
     let plan = plan(&headers, body.as_ref(), &OrgContext { org_id: who.org.as_str(), cursor_key: &key });
 
     // Nothing is answered before the actor has confirmed the key: a plan that
     // reads no data pings first.
     if !plan.needs_data() {
-        if let Err(refused) = call(env, who, ctx, Op::Ping, &mut standing).await? {
+        if let Err(refused) = call(client, Op::Ping, &mut standing).await? {
             return Ok(standing.answer(Err(refused)));
         }
     }
@@ -104,8 +92,8 @@ pub async fn handle(
         match item {
             Item::Ready(response) => outputs.push(response),
             Item::Fetch(pending) => {
-                let fetched = match call(env, who, ctx, pending.op(), &mut standing).await? {
-                    Ok((body, next)) => Fetched::Found { body, next },
+                let fetched = match call(client, pending.op(), &mut standing).await? {
+                    Ok(outcome) => Fetched::Found(outcome),
                     Err(ApiError::NotFound) => Fetched::NotFound,
                     Err(ApiError::Validation { message, .. }) => Fetched::Invalid(message),
                     // Scope, origin, L2, storage: the HTTP API's answer.
@@ -115,14 +103,5 @@ pub async fn handle(
             }
         }
     }
-    let answer = responder.answer(outputs);
-    let mut reply = match answer.body {
-        Some(body) => Reply::json(answer.status, body),
-        None => Reply::empty(answer.status),
-    };
-    if let Some(rate) = standing.rate {
-        reply.headers.push(("ratelimit-policy", rate.policy_header()));
-        reply.headers.push(("ratelimit", rate.header()));
-    }
-    Ok(standing.answer(Ok(reply)))
+    Ok(standing.answer(Ok(respond::mcp(responder.answer(outputs)))))
 }

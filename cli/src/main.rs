@@ -2,10 +2,13 @@
 //! (or another key for an existing org) by writing D1 through `wrangler d1
 //! execute`, locally or (`--remote`) on a deployed database. Prints exactly one
 //! JSON line; the plaintext key is shown only there.
-#![forbid(unsafe_code)]
+//!
+//! Names, scopes, ids, keys and times follow core's rules (`interlog_core`),
+//! the ones the API applies.
 
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::key::ENTROPY_BYTES;
+use interlog_core::keys;
 use interlog_core::timefmt::parse_rfc3339;
 use interlog_core::{ApiKey, OrgId, Pepper, Scope, Scopes};
 use std::process::{Command, ExitCode};
@@ -59,11 +62,21 @@ fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// An org or key name: core's key-name rule, the one `POST /v1/keys` applies.
 fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err("name must be 1-128 characters without control characters".into());
+    keys::check_name(name).map_err(|m| format!("name {m}"))
+}
+
+/// `--scopes ingest,read,admin`: scope names as core parses them, each trimmed.
+fn parse_scopes(list: &str) -> Result<Scopes, String> {
+    let scopes = list
+        .split(',')
+        .map(|x| Scope::parse(x.trim()).ok_or(format!("unknown scope {x}")))
+        .collect::<Result<Scopes, _>>()?;
+    if scopes.is_empty() {
+        return Err("at least one scope is required".into());
     }
-    Ok(())
+    Ok(scopes)
 }
 
 fn now_ms() -> i64 {
@@ -169,7 +182,7 @@ fn insert_key(
         );
         match execute(a, &sql) {
             Ok(()) => return Ok(key),
-            Err(e) if e.contains("UNIQUE constraint failed: api_keys.prefix") => continue,
+            Err(e) if keys::is_prefix_collision(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -195,16 +208,10 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
             let org = a.org.as_deref().and_then(OrgId::parse).ok_or("--org must be an org id (org_…)")?;
             let name = a.name.clone().unwrap_or_else(|| "operator key".into());
             check_name(&name)?;
-            let scopes: Scopes = match &a.scopes {
+            let scopes = match &a.scopes {
                 None => Scopes::all(),
-                Some(s) => s
-                    .split(',')
-                    .map(|x| Scope::parse(x.trim()).ok_or(format!("unknown scope {x}")))
-                    .collect::<Result<_, _>>()?,
+                Some(s) => parse_scopes(s)?,
             };
-            if scopes.is_empty() {
-                return Err("at least one scope is required".into());
-            }
             let expires_at = match &a.expires_at {
                 None => None,
                 Some(t) => Some(parse_rfc3339(t).ok_or("--expires-at must be RFC 3339")?),
@@ -248,9 +255,30 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert!(check_name("Acme").is_ok());
+        assert!(check_name(&"é".repeat(128)).is_ok());
         assert!(check_name("").is_err());
-        assert!(check_name("a\nb").is_err());
+        assert!(check_name("   ").is_err());
         assert!(check_name(&"x".repeat(129)).is_err());
+        assert_eq!(check_name("a\nb"), Err("name must be 1-128 characters without control characters".into()));
+    }
+
+    #[test]
+    fn scopes_parse() {
+        assert_eq!(parse_scopes("read, ingest").map(Scopes::to_db), Ok("ingest,read".into()));
+        assert_eq!(parse_scopes("admin,read,ingest"), Ok(Scopes::all()));
+        assert_eq!(parse_scopes("read,root"), Err("unknown scope root".into()));
+        assert_eq!(parse_scopes(""), Err("unknown scope ".into()));
+    }
+
+    #[test]
+    fn prefix_collisions_are_recognised() {
+        let wrangler = "wrangler d1 execute failed (exit status: 1): \
+                        X [ERROR] UNIQUE constraint failed: api_keys.prefix: SQLITE_CONSTRAINT_PRIMARYKEY";
+        assert!(keys::is_prefix_collision(wrangler));
+        assert!(!keys::is_prefix_collision(
+            "X [ERROR] UNIQUE constraint failed: orgs.id: SQLITE_CONSTRAINT_PRIMARYKEY"
+        ));
+        assert!(!keys::is_prefix_collision("X [ERROR] NOT NULL constraint failed: api_keys.hash"));
     }
 
     #[test]

@@ -2,8 +2,20 @@
 //! often they are written (deduplicated per cause and key, throttled so a
 //! flood of events is a few D1 writes, not one per event).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// An alert as `GET /v1/alerts` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: String,
+    pub kind: String,
+    pub prefix: Option<String>,
+    pub state: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub count: i64,
+}
 
 /// The causes an alert can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

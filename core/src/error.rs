@@ -1,5 +1,5 @@
-//! The error enum every layer returns; the Worker's `respond` module is the one
-//! place that turns it into HTTP.
+//! The error enum every layer returns, its envelope code and public message;
+//! the Worker's `respond` module is the one place that picks its HTTP status.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -46,23 +46,6 @@ impl ApiError {
     /// Shorthand for a validation error without details.
     pub fn validation(message: impl Into<String>) -> Self {
         ApiError::Validation { message: message.into(), details: None }
-    }
-
-    /// HTTP status.
-    pub fn status(&self) -> u16 {
-        match self {
-            ApiError::Unauthorized => 401,
-            ApiError::Forbidden { .. } => 403,
-            ApiError::NotFound => 404,
-            ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Validation { .. } => 400,
-            ApiError::Conflict { .. } => 409,
-            ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::UnsupportedMediaType => 415,
-            ApiError::RateLimited { .. } => 429,
-            ApiError::Internal { .. } => 500,
-            ApiError::Unavailable { .. } => 503,
-        }
     }
 
     /// Envelope `code`.
@@ -142,7 +125,7 @@ mod tests {
     fn internal_detail_never_public() {
         let e = ApiError::internal("D1_ERROR: secret table name");
         assert!(!e.envelope("r").to_string().contains("D1_ERROR"));
-        assert_eq!(e.status(), 500);
+        assert_eq!(e.code(), "INTERNAL");
     }
 
     #[test]

@@ -12,8 +12,16 @@ use serde_json::Value;
 pub const MANAGEMENT_BODY_LIMIT: u64 = 64 * 1024;
 /// Longest rotation grace period (30 days).
 pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
-/// Message of the conflict a prefix collision causes; the front Worker retries.
-pub const PREFIX_COLLISION: &str = "key prefix collision";
+
+/// SQLite's message for a key prefix already taken (`api_keys.prefix` is the
+/// table's primary key), as D1 and `wrangler d1 execute` report it.
+pub const PREFIX_UNIQUE_VIOLATION: &str = "UNIQUE constraint failed: api_keys.prefix";
+
+/// Whether a storage error says the new key's prefix is taken: the one place
+/// that reads that text.
+pub fn is_prefix_collision(message: &str) -> bool {
+    message.contains(PREFIX_UNIQUE_VIOLATION)
+}
 
 /// A validated `POST /v1/keys` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +126,17 @@ pub fn rotated_expiry(own_expiry: Option<i64>, now_ms: i64, grace_ms: i64) -> i6
     own_expiry.map_or(end, |e| e.min(end))
 }
 
+/// A key's state as listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyViewState {
+    Active,
+    Revoked,
+    Expired,
+}
+
 /// A key as `GET /v1/keys` shows it (never a hash or plaintext).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyView {
     pub prefix: KeyPrefix,
     pub name: String,
@@ -127,8 +144,7 @@ pub struct KeyView {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub expires_at: Option<String>,
-    /// `active`, `revoked` or `expired`.
-    pub state: &'static str,
+    pub state: KeyViewState,
     pub replaced_by: Option<String>,
 }
 
@@ -143,13 +159,30 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// A key stored at `created_at`: active, never used, not replaced.
+    pub fn new_active(
+        prefix: KeyPrefix,
+        name: String,
+        scopes: Scopes,
+        expires_at: Option<i64>,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            state: KeyState { prefix, scopes, status: KeyStatus::Active, expires_at },
+            name,
+            created_at,
+            last_used_at: None,
+            replaced_by: None,
+        }
+    }
+
     /// The listing view at `now_ms`.
     pub fn view(&self, now_ms: i64) -> KeyView {
         let s = &self.state;
         let state = match (s.status, s.expires_at) {
-            (KeyStatus::Revoked, _) => "revoked",
-            (_, Some(e)) if now_ms >= e => "expired",
-            _ => "active",
+            (KeyStatus::Revoked, _) => KeyViewState::Revoked,
+            (_, Some(e)) if now_ms >= e => KeyViewState::Expired,
+            _ => KeyViewState::Active,
         };
         KeyView {
             prefix: s.prefix,
@@ -165,7 +198,7 @@ impl KeyRecord {
 
     /// Live (not revoked, not expired) at `now_ms`.
     pub fn is_live(&self, now_ms: i64) -> bool {
-        self.view(now_ms).state == "active"
+        self.view(now_ms).state == KeyViewState::Active
     }
 }
 

@@ -3,10 +3,13 @@
 //! No `worker` dependency, no I/O, no clock: time and randomness are passed in
 //! by the adapters (`now_ms`, entropy byte arrays). Everything here builds and
 //! tests natively.
-#![forbid(unsafe_code)]
 
+pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
+pub mod config;
+pub mod credential;
 pub mod crockford;
 pub mod cursor;
 pub mod error;
@@ -14,6 +17,7 @@ pub mod hash;
 pub mod ids;
 pub mod interaction;
 pub mod key;
+pub mod keyring;
 pub mod keys;
 pub mod listing;
 pub mod mcp;

@@ -2,10 +2,10 @@
 
 use crate::ids::OrgId;
 use crate::timefmt::rfc3339;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `GET /v1/org` body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgView {
     pub id: OrgId,
     pub name: String,

@@ -1,14 +1,20 @@
 //! The front Worker ↔ OrgActor protocol: one JSON request per `fetch` to the
-//! org's Durable Object, one JSON reply. Defined once, here.
+//! org's Durable Object, one JSON reply. Defined once, here, and typed end to
+//! end: the actor answers with an [`Outcome`] (never HTTP), and the front
+//! Worker's `respond` module is the one place that turns it into HTTP.
 
+use crate::alerts::AlertView;
+use crate::audit::AuditView;
 use crate::auth::AuthFailure;
 use crate::cursor::PagePosition;
 use crate::error::ApiError;
 use crate::ids::OrgId;
-use crate::interaction::NewInteraction;
+use crate::interaction::{Interaction, NewInteraction};
 use crate::key::KeyPrefix;
-use crate::keys::{KeyMaterial, KeyRequest};
+use crate::keys::{KeyMaterial, KeyRequest, KeyView};
 use crate::listing::{AlertFilter, AuditFilter, InteractionFilter};
+use crate::netaddr::ClientIp;
+use crate::org::OrgView;
 use crate::origin::Origin;
 use crate::scope::Scope;
 use serde::{Deserialize, Serialize};
@@ -21,30 +27,72 @@ pub const CALL_HEADER: &str = "x-interlog-call";
 /// URL the front Worker posts [`DoRequest`]s to (the host is never resolved).
 pub const ORG_ACTOR_URL: &str = "https://org-actor.internal/rpc";
 
-/// Who is calling, as established by the front Worker.
+/// Who asks and from where: the same for every call of one client request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Caller {
-    /// A key whose hash verified; the actor still checks it is live and scoped.
-    /// `rehash` carries a digest under the current pepper when the stored one
-    /// was made with the previous pepper.
-    Key {
-        prefix: KeyPrefix,
-        scope: Scope,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rehash: Option<KeyMaterial>,
-    },
-    /// A key of this org whose hash did not verify: record it, nothing else.
-    FailedKey { prefix: KeyPrefix, reason: AuthFailure },
+pub struct CallMeta {
+    /// The org the key belongs to; the actor refuses any other.
+    pub org_id: OrgId,
+    pub request_id: String,
+    /// The client address in its canonical form, when the edge gave one.
+    pub client_ip: Option<ClientIp>,
 }
 
-/// What the caller asks the actor to do.
+/// A key whose hash verified; the actor still checks it is live and scoped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedKey {
+    pub prefix: KeyPrefix,
+    /// The scope the route needs.
+    pub scope: Scope,
+    /// A digest under the current pepper when the stored one was made with
+    /// the previous pepper (the actor stores it once the key is live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehash: Option<KeyMaterial>,
+}
+
+/// One call from the front Worker to an OrgActor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+// A request is built once per call and moved, never stored in bulk: the
+// size difference between its variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+pub enum DoRequest {
+    /// Serve `op` for a verified key, after the access decision.
+    Serve {
+        meta: CallMeta,
+        key: VerifiedKey,
+        /// The request's `Origin` header, if any (checked against the org's list).
+        #[serde(default)]
+        origin: Option<String>,
+        /// Test environment only: make this request's D1 writes fail (see
+        /// `src/faults.rs` for the guards that keep it out of production).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        inject_fault: bool,
+        op: Op,
+    },
+    /// A wrong secret was presented for a prefix of this org: record it
+    /// (audit, alert rules), nothing else.
+    AuthFailure { meta: CallMeta, prefix: KeyPrefix },
+}
+
+impl DoRequest {
+    /// Who asks.
+    pub fn meta(&self) -> &CallMeta {
+        match self {
+            DoRequest::Serve { meta, .. } | DoRequest::AuthFailure { meta, .. } => meta,
+        }
+    }
+
+    /// Serialises for the wire.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a verified caller asks the actor to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    /// Record a credential failure (used with [`Caller::FailedKey`]).
-    RecordAuthFailure,
-    /// Nothing but the key checks (liveness, scope, L2, origin): 204.
+    /// Nothing but the access decision (liveness, scope, L2, origin).
     Ping,
     /// `GET /v1/org`.
     GetOrg,
@@ -52,7 +100,7 @@ pub enum Op {
     CreateInteraction { item: NewInteraction },
     /// `POST /v1/interactions/batch`, all or nothing. The client's body is
     /// forwarded as the call's body: parsed and validated once, by the actor,
-    /// after the key check.
+    /// after the access decision.
     CreateInteractionsFromBody,
     /// `GET /v1/interactions`: newest first, after `after` if given.
     ListInteractions { filter: InteractionFilter, limit: u32, after: Option<PagePosition> },
@@ -79,55 +127,125 @@ pub enum Op {
     Invalid { error: ApiError },
 }
 
-/// One call from the front Worker to an OrgActor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DoRequest {
-    /// The org the authenticated key belongs to; the actor refuses any other.
-    pub org_id: OrgId,
-    pub request_id: String,
-    pub client_ip: Option<String>,
-    /// The request's `Origin` header, if any (checked against the org's list).
-    #[serde(default)]
-    pub origin: Option<String>,
-    /// Test environment only: make this request's D1 writes fail (see
-    /// `src/faults.rs` for the guards that keep it out of production).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub inject_fault: bool,
-    pub caller: Caller,
-    pub op: Op,
+impl Op {
+    /// A listing that starts after `position` (other operations unchanged).
+    pub fn after(mut self, position: Option<PagePosition>) -> Self {
+        if let Op::ListInteractions { after, .. } | Op::ListAudit { after, .. } | Op::ListAlerts { after, .. } =
+            &mut self
+        {
+            *after = position;
+        }
+        self
+    }
 }
 
-/// The actor's answer.
+/// One page of a listing: its items and where the next page starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum DoReply {
-    /// Success: status and JSON body for the client (`Null`: no body). A
-    /// listing names where its next page starts; the front Worker turns that
-    /// into a signed cursor.
-    Ok {
-        status: u16,
-        body: Value,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        next: Option<PagePosition>,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        replayed: bool,
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// `None` on the last page; the front Worker signs it into a cursor.
+    pub next: Option<PagePosition>,
+}
+
+/// Whether a write stored something new or answered an earlier write of the
+/// same idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stored {
+    Created,
+    Replayed,
+}
+
+/// What the actor did, as typed values. No HTTP here: statuses, headers and
+/// JSON bodies are chosen by the front Worker's `respond` module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done, nothing to show (ping, erasure).
+    Done,
+    /// The org's settings.
+    Org {
+        org: OrgView,
+        last_retention_run: Option<Value>,
     },
+    /// One interaction: stored now, replayed, or read.
+    Interaction {
+        record: Interaction,
+        stored: Option<Stored>,
+    },
+    /// An all-or-nothing batch: every record in request order.
+    Batch {
+        records: Vec<Interaction>,
+        created: usize,
+        replayed: usize,
+    },
+    Interactions(Page<Interaction>),
+    Keys {
+        keys: Vec<KeyView>,
+    },
+    /// A key created (its plaintext is added by the front Worker, which
+    /// minted it) or revoked.
+    Key {
+        key: KeyView,
+        created: bool,
+    },
+    /// A rotation: the successor and what became of its predecessor.
+    Rotated {
+        key: KeyView,
+        previous: KeyView,
+    },
+    Audit(Page<AuditView>),
+    Alerts(Page<AlertView>),
+}
+
+impl Outcome {
+    /// Where the next page of a listing starts (`None`: last page, or not a listing).
+    pub fn next(&self) -> Option<&PagePosition> {
+        match self {
+            Outcome::Interactions(p) => p.next.as_ref(),
+            Outcome::Audit(p) => p.next.as_ref(),
+            Outcome::Alerts(p) => p.next.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Why the actor did not produce an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum Refusal {
     /// The key is not live; the actor has written the audit row.
     Denied { reason: AuthFailure },
-    /// Any other failure, mapped to HTTP by the front Worker.
+    /// The minted key's prefix is taken: the front Worker mints another.
+    PrefixCollision,
+    /// Any other failure, answered as this error.
     Failed { error: ApiError },
 }
 
-/// The actor's whole answer: the reply plus whether the caller's `Origin`
-/// is in the org's `allowed_origins` (the front Worker sets CORS headers).
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal::Failed { error }
+    }
+}
+
+/// The actor's whole answer: the result, whether the caller's `Origin` is in
+/// the org's `allowed_origins` (the front Worker sets CORS headers) and the
+/// caller's L2 standing (RateLimit headers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DoResponse {
-    pub reply: DoReply,
+    pub result: Result<Outcome, Refusal>,
     #[serde(default)]
     pub origin_allowed: bool,
-    /// The caller's L2 standing, for the RateLimit headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateStanding>,
+}
+
+impl DoResponse {
+    /// A reply to a request the actor could not read at all.
+    pub fn unreadable(detail: String) -> Self {
+        let error = ApiError::internal(format!("bad actor request: {detail}"));
+        Self { result: Err(Refusal::Failed { error }), origin_allowed: false, rate: None }
+    }
 }
 
 /// A key's L2 standing after this request.
@@ -153,13 +271,6 @@ impl RateStanding {
     }
 }
 
-impl DoRequest {
-    /// Serialises for the wire.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
 /// Checks that an actor bound to `bound` (if it knows yet) may serve `asked`.
 /// An actor serves exactly one org for its whole life.
 pub fn org_matches(bound: Option<&OrgId>, asked: &OrgId) -> bool {
@@ -169,42 +280,71 @@ pub fn org_matches(bound: Option<&OrgId>, asked: &OrgId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KeyViewState;
+    use crate::scope::Scopes;
 
     fn org(n: u8) -> OrgId {
         OrgId::generate(u64::from(n), &[n; 10])
     }
 
-    #[test]
-    fn request_roundtrip() {
-        let r = DoRequest {
-            org_id: org(1),
-            request_id: "req_x".into(),
-            client_ip: Some("203.0.113.9".into()),
-            origin: None,
-            inject_fault: false,
-            caller: Caller::Key { prefix: KeyPrefix::parse("ABCDEFGH").unwrap(), scope: Scope::Admin, rehash: None },
-            op: Op::GetOrg,
-        };
-        let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();
-        assert_eq!(back, r);
+    fn prefix() -> KeyPrefix {
+        KeyPrefix::parse("ABCDEFGH").unwrap()
+    }
+
+    fn meta() -> CallMeta {
+        CallMeta { org_id: org(1), request_id: "req_x".into(), client_ip: ClientIp::parse("203.0.113.9") }
+    }
+
+    fn key_view() -> KeyView {
+        KeyView {
+            prefix: prefix(),
+            name: "ci".into(),
+            scopes: Scopes::from_db("read").unwrap(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            last_used_at: None,
+            expires_at: None,
+            state: KeyViewState::Active,
+            replaced_by: None,
+        }
     }
 
     #[test]
-    fn reply_roundtrip() {
+    fn request_roundtrip() {
+        let key = VerifiedKey { prefix: prefix(), scope: Scope::Admin, rehash: None };
         for r in [
-            DoReply::Ok { status: 200, body: serde_json::json!({"a": 1}), next: None, replayed: false },
-            DoReply::Ok {
-                status: 200,
-                body: serde_json::json!([]),
-                next: Some(PagePosition { at: 5, id: "int_x".into() }),
-                replayed: true,
-            },
-            DoReply::Denied { reason: AuthFailure::Revoked },
-            DoReply::Failed { error: ApiError::NotFound },
+            DoRequest::Serve { meta: meta(), key, origin: None, inject_fault: false, op: Op::GetOrg },
+            DoRequest::AuthFailure { meta: meta(), prefix: prefix() },
         ] {
-            let back: DoReply = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn outcome_roundtrip() {
+        let page = Page { items: Vec::new(), next: Some(PagePosition { at: 5, id: "int_x".into() }) };
+        for result in [
+            Ok(Outcome::Done),
+            Ok(Outcome::Interactions(page)),
+            Ok(Outcome::Key { key: key_view(), created: true }),
+            Ok(Outcome::Rotated { key: key_view(), previous: key_view() }),
+            Err(Refusal::Denied { reason: AuthFailure::Revoked }),
+            Err(Refusal::PrefixCollision),
+            Err(Refusal::Failed { error: ApiError::NotFound }),
+        ] {
+            let r = DoResponse { result, origin_allowed: true, rate: None };
+            let back: DoResponse = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn unreadable_replies_are_refusals() {
+        for bad in ["", "{}", "{\"result\":{\"Ok\":{\"outcome\":\"nope\"}}}", "[1,2]"] {
+            assert!(serde_json::from_str::<DoResponse>(bad).is_err(), "{bad}");
+        }
+        let r = DoResponse::unreadable("x".into());
+        assert!(matches!(r.result, Err(Refusal::Failed { error: ApiError::Internal { .. } })));
     }
 
     #[test]

@@ -140,6 +140,73 @@ pub fn bounded_setting(name: &str, raw: Option<&str>, default: i64, min: i64, ma
     }
 }
 
+/// The `[vars]` names of the run settings (see [`RetentionConfig::from_vars`]).
+pub const VAR_INTERVAL_MS: &str = "RETENTION_INTERVAL_MS";
+pub const VAR_BUSY_INTERVAL_MS: &str = "RETENTION_BUSY_INTERVAL_MS";
+pub const VAR_BATCH_ROWS: &str = "RETENTION_BATCH_ROWS";
+pub const VAR_MAX_ROWS_PER_RUN: &str = "RETENTION_MAX_ROWS_PER_RUN";
+
+/// Longest interval between retention runs (a week).
+const MAX_INTERVAL_MS: i64 = 7 * MS_PER_DAY;
+
+/// How retention runs: how often, in what chunks, and the periods it enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// How long until the next run when the previous one finished its work.
+    pub interval_ms: i64,
+    /// How long until the next run when the previous one stopped at its bound.
+    pub busy_interval_ms: i64,
+    /// Rows deleted by one statement at most.
+    pub batch_rows: u32,
+    /// Rows deleted by one run (all tables together) at most.
+    pub max_rows_per_run: u32,
+    /// How long each table keeps its rows.
+    pub periods: RetentionPeriods,
+}
+
+impl Default for RetentionConfig {
+    /// Production: hourly, 1 s between runs while work remains, 500 rows a
+    /// statement, 5 000 rows a run, the posture's periods.
+    fn default() -> Self {
+        Self {
+            interval_ms: MS_PER_HOUR,
+            busy_interval_ms: 1_000,
+            batch_rows: 500,
+            max_rows_per_run: 5_000,
+            periods: RetentionPeriods::default(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Reads the configuration through `lookup` (a var's text, `None` when
+    /// unset). The periods are read by [`RetentionPeriods::from_vars`]; the
+    /// intervals must be 100 ms to a week, a statement 1–10 000 rows and a
+    /// run 1–1 000 000 rows. An unset or invalid var keeps its default; each
+    /// invalid one is reported in the returned warnings for the caller to log.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> (Self, Vec<String>) {
+        let d = Self::default();
+        let (periods, mut warnings) = RetentionPeriods::from_vars(&lookup);
+        let mut get = |name: &str, default: i64, min: i64, max: i64| {
+            let (v, w) = bounded_setting(name, lookup(name).as_deref(), default, min, max);
+            warnings.extend(w);
+            v
+        };
+        let interval_ms = get(VAR_INTERVAL_MS, d.interval_ms, 100, MAX_INTERVAL_MS);
+        let busy_interval_ms = get(VAR_BUSY_INTERVAL_MS, d.busy_interval_ms, 100, MAX_INTERVAL_MS);
+        let batch_rows = get(VAR_BATCH_ROWS, i64::from(d.batch_rows), 1, 10_000);
+        let max_rows_per_run = get(VAR_MAX_ROWS_PER_RUN, i64::from(d.max_rows_per_run), 1, 1_000_000);
+        let config = Self {
+            interval_ms,
+            busy_interval_ms,
+            batch_rows: u32::try_from(batch_rows).unwrap_or(d.batch_rows),
+            max_rows_per_run: u32::try_from(max_rows_per_run).unwrap_or(d.max_rows_per_run),
+            periods,
+        };
+        (config, warnings)
+    }
+}
+
 fn to_datetime(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
@@ -366,6 +433,37 @@ mod tests {
             bounded_setting("X", Some("5000"), 1, 1, 10),
             (1, Some("X=\"5000\" is not a whole number in 1..=10; using 1".into()))
         );
+    }
+
+    #[test]
+    fn run_config_defaults_overrides_and_bounds() {
+        let (c, w) = RetentionConfig::from_vars(|_| None);
+        assert_eq!((&c, w.len()), (&RetentionConfig::default(), 0));
+        assert_eq!(
+            (c.interval_ms, c.busy_interval_ms, c.batch_rows, c.max_rows_per_run),
+            (3_600_000, 1_000, 500, 5_000)
+        );
+        let (c, w) = RetentionConfig::from_vars(|n| match n {
+            VAR_INTERVAL_MS => Some("2000".into()),
+            VAR_BUSY_INTERVAL_MS => Some("300".into()),
+            VAR_BATCH_ROWS => Some("400".into()),
+            VAR_MAX_ROWS_PER_RUN => Some("4000".into()),
+            VAR_AUDIT_DAYS => Some("30".into()),
+            _ => None,
+        });
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((c.interval_ms, c.busy_interval_ms, c.batch_rows, c.max_rows_per_run), (2_000, 300, 400, 4_000));
+        assert_eq!(c.periods.audit_days, 30);
+        let (c, w) = RetentionConfig::from_vars(|n| match n {
+            VAR_INTERVAL_MS => Some("99".into()),
+            VAR_BUSY_INTERVAL_MS => Some("604800001".into()),
+            VAR_BATCH_ROWS => Some("0".into()),
+            VAR_MAX_ROWS_PER_RUN => Some("many".into()),
+            VAR_ALERTS_DAYS => Some("0".into()),
+            _ => None,
+        });
+        assert_eq!(c, RetentionConfig::default());
+        assert_eq!(w.len(), 5, "{w:?}");
     }
 
     /// Times from 1990 to 2110, so month ends and leap days are well covered.

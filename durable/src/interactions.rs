@@ -2,15 +2,15 @@
 //! batches, idempotent per org), keyset listing, get and erase. Every
 //! statement is scoped to the actor's own org.
 
-use crate::platform::{all, first, ms, now_ms, opt_str, random_bytes, run, storage_error};
+use crate::platform::{all, first, ms, opt_str, random_bytes, run, storage_error};
 use interlog_core::cursor::PagePosition;
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::interaction::{Interaction, InteractionRow, NewInteraction};
 use interlog_core::listing::InteractionFilter;
-use interlog_core::protocol::DoReply;
+use interlog_core::protocol::{Outcome, Page, Stored};
 use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, InteractionId, OrgId};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
 use worker::D1Database;
@@ -24,12 +24,12 @@ const CONFLICT: &str = "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_
 
 type Res<T> = Result<T, ApiError>;
 
-fn ok(status: u16, body: Value) -> DoReply {
-    DoReply::Ok { status, body, next: None, replayed: false }
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Res<Value> {
-    serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+/// How a write is made: when it is received, and (test environment only)
+/// whether its transaction must fail.
+#[derive(Debug, Clone, Copy)]
+pub struct Write {
+    pub now: i64,
+    pub inject_fault: bool,
 }
 
 /// A new row: the client's fields plus id and receipt time.
@@ -73,8 +73,7 @@ impl Prepared<'_> {
     }
 }
 
-fn prepare(items: &[NewInteraction]) -> Res<Vec<Prepared<'_>>> {
-    let now = now_ms();
+fn prepare(items: &[NewInteraction], now: i64) -> Res<Vec<Prepared<'_>>> {
     items
         .iter()
         .map(|item| {
@@ -157,40 +156,40 @@ async fn by_idempotency_keys(db: &D1Database, org: &OrgId, keys: &[&str]) -> Res
     Ok(out)
 }
 
-/// `POST /v1/interactions`: 201 with the new record, or 200 with the record
-/// first stored under the same idempotency key.
-pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction, inject_fault: bool) -> Res<DoReply> {
-    let prepared = prepare(std::slice::from_ref(item))?;
+/// `POST /v1/interactions`: the new record, or the record first stored under
+/// the same idempotency key.
+pub async fn create_one(db: &D1Database, org: &OrgId, item: &NewInteraction, w: Write) -> Res<Outcome> {
+    let prepared = prepare(std::slice::from_ref(item), w.now)?;
     let p = &prepared[0];
     let insert = db.prepare(insert_sql(1)).bind(&p.binds(org)).map_err(|e| storage_error("insert bind", e))?;
     let mut statements = vec![insert];
-    if inject_fault {
+    if w.inject_fault {
         statements.push(db.prepare(INJECTED_FAULT));
     }
     let results = db.batch(statements).await.map_err(|e| storage_error("insert", e))?;
     let inserted = results.first().and_then(|r| r.meta().ok().flatten()).and_then(|m| m.changes).unwrap_or(0) > 0;
     if inserted {
-        return Ok(ok(201, to_value(&p.view())?));
+        return Ok(Outcome::Interaction { record: p.view(), stored: Some(Stored::Created) });
     }
     let key = item.idempotency_key.as_deref().ok_or_else(|| ApiError::internal("insert changed no row"))?;
     let mut existing = by_idempotency_keys(db, org, &[key]).await?;
     let row = existing.remove(key).ok_or_else(|| ApiError::Conflict {
         message: "a concurrent request with this idempotency key is being erased; retry".into(),
     })?;
-    Ok(DoReply::Ok { status: 200, body: to_value(&Interaction::from(row))?, next: None, replayed: true })
+    Ok(Outcome::Interaction { record: Interaction::from(row), stored: Some(Stored::Replayed) })
 }
 
 /// `POST /v1/interactions/batch`: one D1 transaction for all items, chunked
 /// under the bound-parameter limit. Items whose idempotency key is already
 /// stored come back as the stored record and are not written again.
-pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction], inject_fault: bool) -> Res<DoReply> {
-    let prepared = prepare(items)?;
+pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction], w: Write) -> Res<Outcome> {
+    let prepared = prepare(items, w.now)?;
     let mut statements = Vec::new();
     for rows in json_chunks(&prepared) {
         let binds = [org.as_str().into(), JsValue::from_str(&rows)];
         statements.push(db.prepare(INSERT_FROM_JSON).bind(&binds).map_err(|e| storage_error("batch bind", e))?);
     }
-    if inject_fault {
+    if w.inject_fault {
         statements.push(db.prepare(INJECTED_FAULT));
     }
     let results = db.batch(statements).await.map_err(|e| storage_error("batch insert", e))?;
@@ -216,13 +215,7 @@ pub async fn create_many(db: &D1Database, org: &OrgId, items: &[NewInteraction],
         }
     }
     let replayed = records.len() - created;
-    let status = if created > 0 { 201 } else { 200 };
-    Ok(DoReply::Ok {
-        status,
-        body: json!({ "interactions": records, "created": created, "replayed": replayed }),
-        next: None,
-        replayed: created == 0,
-    })
+    Ok(Outcome::Batch { records, created, replayed })
 }
 
 /// `GET /v1/interactions`: newest first (`occurred_at`, then `id`), keyset paged.
@@ -232,7 +225,7 @@ pub async fn list(
     filter: &InteractionFilter,
     limit: u32,
     after: Option<&PagePosition>,
-) -> Res<DoReply> {
+) -> Res<Outcome> {
     let mut sql = format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?");
     let mut binds: Vec<JsValue> = vec![org.as_str().into()];
     if let Some(s) = filter.since {
@@ -262,13 +255,13 @@ pub async fn list(
     rows.truncate(limit as usize);
     let next =
         if more { rows.last().map(|r| PagePosition { at: r.occurred_at as i64, id: r.id.clone() }) } else { None };
-    let items: Vec<Interaction> = rows.into_iter().map(Interaction::from).collect();
-    Ok(DoReply::Ok { status: 200, body: json!({ "interactions": items, "next_cursor": null }), next, replayed: false })
+    let items = rows.into_iter().map(Interaction::from).collect();
+    Ok(Outcome::Interactions(Page { items, next }))
 }
 
 /// `GET /v1/interactions/{id}`: 404 when absent (or another org's: the query
 /// is scoped to this org, so the two cannot be told apart).
-pub async fn get(db: &D1Database, org: &OrgId, id: &str) -> Res<DoReply> {
+pub async fn get(db: &D1Database, org: &OrgId, id: &str) -> Res<Outcome> {
     let row: Option<InteractionRow> = first(
         db,
         format!("SELECT {COLUMNS} FROM interactions WHERE org_id = ?1 AND id = ?2"),
@@ -277,7 +270,7 @@ pub async fn get(db: &D1Database, org: &OrgId, id: &str) -> Res<DoReply> {
     )
     .await?;
     let row = row.ok_or(ApiError::NotFound)?;
-    Ok(ok(200, to_value(&Interaction::from(row))?))
+    Ok(Outcome::Interaction { record: Interaction::from(row), stored: None })
 }
 
 /// `DELETE /v1/interactions/{id}`: erasure; true when a row was deleted.

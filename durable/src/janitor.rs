@@ -9,9 +9,8 @@
 //! deploy, or an alarm lost after its retries ran out) or if the one set is
 //! overdue (a local runtime restarted after its time passed).
 
-use crate::platform::{now_ms, storage_error};
-use crate::retention::{self, RetentionConfig};
-use interlog_core::timefmt::rfc3339;
+use crate::platform::{config, db, now_ms, storage_error};
+use crate::retention;
 use interlog_core::ApiError;
 use worker::{console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -71,12 +70,9 @@ impl Janitor {
     async fn on_alarm(&self) -> std::result::Result<(), ApiError> {
         let storage = self.state.storage();
         let now = now_ms();
-        let cfg = RetentionConfig::from_env(&self.env);
-        let db = self.env.d1("DB").map_err(|e| storage_error("d1 binding", e))?;
-        let report = retention::run_orgless(&db, now, &cfg).await?;
-        let deleted: serde_json::Map<String, serde_json::Value> =
-            report.deleted.iter().map(|(t, n)| ((*t).to_string(), (*n).into())).collect();
-        let summary = serde_json::json!({ "at": rfc3339(now), "deleted": deleted, "complete": !report.more });
+        let cfg = &config(&self.env)?.retention;
+        let report = retention::run_orgless(&db(&self.env)?, now, cfg).await?;
+        let summary = report.summary(now);
         console_log!("retention orgless {summary}");
         storage.put(LAST_RUN_KEY, summary).await.map_err(|e| storage_error("janitor summary", e))?;
         let next = if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };

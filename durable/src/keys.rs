@@ -3,10 +3,11 @@
 
 use crate::platform::{all, ms, run, storage_error};
 use interlog_core::auth::{KeyState, KeyStatus};
-use interlog_core::keys::{KeyMaterial, KeyRecord, KeyRequest, PREFIX_COLLISION};
+use interlog_core::keyring::{KeyRing, Rotation};
+use interlog_core::keys::{is_prefix_collision, KeyMaterial, KeyRecord, KeyRequest};
+use interlog_core::protocol::Refusal;
 use interlog_core::{ApiError, KeyPrefix, OrgId, Scopes};
 use serde::Deserialize;
-use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, D1Database};
 
@@ -24,8 +25,8 @@ struct KeyRow {
     replaced_by: Option<String>,
 }
 
-/// Every key of `org`, by prefix.
-pub async fn load(db: &D1Database, org: &OrgId) -> Res<HashMap<KeyPrefix, KeyRecord>> {
+/// Every key of `org`.
+pub async fn load(db: &D1Database, org: &OrgId) -> Res<KeyRing> {
     let rows: Vec<KeyRow> = all(
         db,
         "SELECT prefix, name, scopes, state, created_at, last_used_at, expires_at, replaced_by \
@@ -34,7 +35,7 @@ pub async fn load(db: &D1Database, org: &OrgId) -> Res<HashMap<KeyPrefix, KeyRec
         "keys bind",
     )
     .await?;
-    let mut map = HashMap::with_capacity(rows.len());
+    let mut records = Vec::with_capacity(rows.len());
     for r in rows {
         let (Ok(prefix), Some(scopes), Some(status)) =
             (KeyPrefix::parse(&r.prefix), Scopes::from_db(&r.scopes), KeyStatus::parse(&r.state))
@@ -43,18 +44,15 @@ pub async fn load(db: &D1Database, org: &OrgId) -> Res<HashMap<KeyPrefix, KeyRec
             continue;
         };
         let state = KeyState { prefix, scopes, status, expires_at: r.expires_at.map(|v| v as i64) };
-        map.insert(
-            prefix,
-            KeyRecord {
-                state,
-                name: r.name,
-                created_at: r.created_at as i64,
-                last_used_at: r.last_used_at.map(|v| v as i64),
-                replaced_by: r.replaced_by,
-            },
-        );
+        records.push(KeyRecord {
+            state,
+            name: r.name,
+            created_at: r.created_at as i64,
+            last_used_at: r.last_used_at.map(|v| v as i64),
+            replaced_by: r.replaced_by,
+        });
     }
-    Ok(map)
+    Ok(KeyRing::new(records))
 }
 
 fn insert_statement(
@@ -83,31 +81,29 @@ fn insert_statement(
     .map_err(|e| storage_error("key insert bind", e))
 }
 
-fn collision_or(err: worker::Error, context: &str) -> ApiError {
-    if err.to_string().contains("UNIQUE constraint failed") {
-        ApiError::Conflict { message: PREFIX_COLLISION.into() }
+/// A taken prefix is its own refusal (the front Worker mints another key);
+/// anything else is a storage failure.
+fn collision_or(err: worker::Error, context: &str) -> Refusal {
+    if is_prefix_collision(&err.to_string()) {
+        Refusal::PrefixCollision
     } else {
-        storage_error(context, err)
-    }
-}
-
-fn new_record(m: &KeyMaterial, name: String, scopes: Scopes, expires_at: Option<i64>, now: i64) -> KeyRecord {
-    KeyRecord {
-        state: KeyState { prefix: m.prefix, scopes, status: KeyStatus::Active, expires_at },
-        name,
-        created_at: now,
-        last_used_at: None,
-        replaced_by: None,
+        storage_error(context, err).into()
     }
 }
 
 /// Stores a new key.
-pub async fn create(db: &D1Database, org: &OrgId, req: &KeyRequest, m: &KeyMaterial, now: i64) -> Res<KeyRecord> {
+pub async fn create(
+    db: &D1Database,
+    org: &OrgId,
+    req: &KeyRequest,
+    m: &KeyMaterial,
+    now: i64,
+) -> Result<KeyRecord, Refusal> {
     insert_statement(db, org, &req.name, req.scopes, req.expires_at, m, now)?
         .run()
         .await
         .map_err(|e| collision_or(e, "key insert"))?;
-    Ok(new_record(m, req.name.clone(), req.scopes, req.expires_at, now))
+    Ok(KeyRecord::new_active(m.prefix, req.name.clone(), req.scopes, req.expires_at, now))
 }
 
 /// Marks a key revoked.
@@ -121,20 +117,18 @@ pub async fn revoke(db: &D1Database, org: &OrgId, prefix: &KeyPrefix, now: i64) 
 pub async fn rotate(
     db: &D1Database,
     org: &OrgId,
-    old: &KeyRecord,
-    new_expiry_of_old: i64,
+    r: &Rotation,
     m: &KeyMaterial,
     now: i64,
-) -> Res<KeyRecord> {
-    let s = &old.state;
-    let name = format!("{} (rotated)", old.name.trim_end_matches(" (rotated)"));
-    let insert = insert_statement(db, org, &name, s.scopes, s.expires_at, m, now)?;
+) -> Result<KeyRecord, Refusal> {
+    let insert = insert_statement(db, org, &r.successor_name, r.scopes, r.expires_at, m, now)?;
+    let old = r.old.state.prefix;
     let update = db
         .prepare("UPDATE api_keys SET expires_at = ?1, replaced_by = ?2 WHERE org_id = ?3 AND prefix = ?4")
-        .bind(&[ms(new_expiry_of_old), m.prefix.as_str().into(), org.as_str().into(), s.prefix.as_str().into()])
+        .bind(&[ms(r.old_expiry), m.prefix.as_str().into(), org.as_str().into(), old.as_str().into()])
         .map_err(|e| storage_error("rotate bind", e))?;
     db.batch(vec![insert, update]).await.map_err(|e| collision_or(e, "rotate"))?;
-    Ok(new_record(m, name, s.scopes, s.expires_at, now))
+    Ok(r.successor(m.prefix, now))
 }
 
 /// Replaces a key's digest with one made under the current pepper.

@@ -4,29 +4,15 @@
 //! fresh budget. Worst-case slack: see docs/ratelimit.md.
 
 use crate::platform::{all, ms, storage_error};
-use interlog_core::ratelimit::{Checkpoint, RateLimiter, L2_LIMIT, L2_PERIOD_MS};
+use interlog_core::ratelimit::{Checkpoint, RateLimiter};
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, Env};
+use worker::D1Database;
 
 /// Columns a `rate_limits` upsert binds (D1 allows 100 per statement).
 const COLUMNS: usize = 5;
 const ROWS_PER_STATEMENT: usize = 100 / COLUMNS;
-/// Admissions after which a checkpoint is written right away.
-pub const CHECKPOINT_EVERY: u64 = 200;
-/// Longest a counted admission waits for its checkpoint (via the alarm).
-pub const CHECKPOINT_DELAY_MS: i64 = 5_000;
-
-/// The L2 limiter as configured (`L2_LIMIT`, `L2_PERIOD_MS` vars; the posture's
-/// 1000 / 60 s by default, raised only in a bench environment).
-pub fn new_limiter(env: &Env) -> RateLimiter<KeyPrefix> {
-    let var = |n: &str| env.var(n).ok().and_then(|v| v.to_string().trim().parse::<i64>().ok());
-    let limit = var("L2_LIMIT").and_then(|v| u32::try_from(v).ok()).unwrap_or(L2_LIMIT);
-    let period = var("L2_PERIOD_MS").unwrap_or(L2_PERIOD_MS);
-    RateLimiter::new(limit, period).unwrap_or_default()
-}
-
 #[derive(Deserialize)]
 struct Row {
     prefix: String,
@@ -91,21 +77,17 @@ pub async fn save(db: &D1Database, org: &OrgId, rows: &[Checkpoint<KeyPrefix>], 
     Ok(())
 }
 
-/// Bench only: `L2_MODE=d1` replaces the in-memory limiter with a sliding
-/// window kept in D1 (a write and a read per request), so the benchmark can
-/// compare the two designs in one run. Never set in wrangler.toml.
-pub fn d1_mode(env: &Env) -> bool {
-    env.var("L2_MODE").map(|v| v.to_string() == "d1").unwrap_or(false)
-}
-
 #[derive(Deserialize)]
 struct Sum {
     n: Option<f64>,
 }
 
-/// Bench only: counts the request in a one-second bucket of `rate_limits`
-/// and sums the buckets of the last period, in one D1 batch. Returns
-/// whether it is admitted and how many requests remain.
+/// Bench only (`L2_MODE=d1`, never set in wrangler.toml): the sliding window
+/// kept in D1, a write and a read per request, so the benchmark can compare
+/// it with the in-memory limiter in one run. Counts the request in a
+/// one-second bucket of `rate_limits` and sums the buckets of the last
+/// period, in one D1 batch. Returns whether it is admitted and how many
+/// requests remain.
 pub async fn check_with_d1(
     db: &D1Database,
     org: &OrgId,

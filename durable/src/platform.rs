@@ -1,9 +1,11 @@
 //! Thin adapters over the Workers runtime shared by the front Worker and the
-//! Durable Objects: clock, randomness, D1 errors and audit rows.
+//! Durable Objects: clock, randomness, configuration, D1 queries and errors.
 
+use interlog_core::config::{binding, Config, ConfigSource};
 use interlog_core::ApiError;
+use std::rc::Rc;
 use worker::wasm_bindgen::JsValue;
-use worker::{console_error, D1Database};
+use worker::{console_error, D1Database, Env};
 
 /// Wall-clock Unix milliseconds (advances only across I/O in production).
 pub fn now_ms() -> i64 {
@@ -23,6 +25,55 @@ pub fn storage_error(context: &str, err: worker::Error) -> ApiError {
     ApiError::Unavailable { retry_after_s: 1, detail: format!("{context}: {err}") }
 }
 
+/// The vars of an `Env` as a configuration source. Strings come as they are,
+/// numbers (`[vars] X = 5`) as digits; anything else as its debug form (which
+/// then fails to parse and is reported).
+struct EnvVars<'a>(&'a Env);
+
+impl ConfigSource for EnvVars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let v = worker::js_sys::Reflect::get(self.0, &JsValue::from_str(name)).ok()?;
+        if v.is_undefined() || v.is_null() {
+            None
+        } else if let Some(s) = v.as_string() {
+            Some(s)
+        } else if let Some(n) = v.as_f64() {
+            Some(if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { n.to_string() })
+        } else {
+            Some(format!("{v:?}"))
+        }
+    }
+}
+
+thread_local! {
+    static CONFIG: std::cell::RefCell<Option<Rc<Config>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The configuration, built and checked once per isolate (vars do not change
+/// while an isolate lives). Warnings (a tuning var out of bounds, defaulted)
+/// are logged once; a configuration that cannot work is a 503 with every
+/// problem in the log.
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(c);
+    }
+    let built = Config::from_source(&EnvVars(env)).map_err(|e| {
+        console_error!("configuration invalid: {e}");
+        ApiError::Unavailable { retry_after_s: 5, detail: format!("configuration: {e}") }
+    })?;
+    for w in &built.warnings {
+        console_error!("configuration: {w}");
+    }
+    let built = Rc::new(built);
+    CONFIG.with(|c| *c.borrow_mut() = Some(built.clone()));
+    Ok(built)
+}
+
+/// The D1 database.
+pub fn db(env: &Env) -> Result<D1Database, ApiError> {
+    env.d1(binding::DB).map_err(|e| storage_error("d1 binding", e))
+}
+
 /// Binds an optional string as TEXT or NULL.
 pub fn opt_str(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
@@ -31,44 +82,6 @@ pub fn opt_str(v: Option<&str>) -> JsValue {
 /// Binds milliseconds (exact up to 2^53) as a JS number.
 pub fn ms(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
-}
-
-/// One `audit_log` row.
-#[derive(Debug, Clone)]
-pub struct AuditEntry<'a> {
-    pub org_id: Option<&'a str>,
-    pub at: i64,
-    pub action: &'a str,
-    pub reason: Option<&'a str>,
-    pub prefix: Option<&'a str>,
-    pub ip: Option<&'a str>,
-    pub request_id: &'a str,
-    /// JSON text with extra facts (never key material).
-    pub detail: Option<&'a str>,
-}
-
-/// Appends an audit row. Failures are logged (without key material) and
-/// reported to the caller, who decides whether they matter.
-pub async fn write_audit(db: &D1Database, e: &AuditEntry<'_>) -> Result<(), ApiError> {
-    db.prepare(
-        "INSERT INTO audit_log (org_id, at, action, reason, prefix, ip, request_id, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .bind(&[
-        opt_str(e.org_id),
-        ms(e.at),
-        e.action.into(),
-        opt_str(e.reason),
-        opt_str(e.prefix),
-        opt_str(e.ip),
-        e.request_id.into(),
-        opt_str(e.detail),
-    ])
-    .map_err(|err| storage_error("audit bind", err))?
-    .run()
-    .await
-    .map_err(|err| storage_error("audit insert", err))?;
-    Ok(())
 }
 
 /// Runs a query and decodes every row; D1 failures become retryable 503s

@@ -2,15 +2,17 @@
 //! pages, and writing deduplicated alerts.
 
 use crate::platform::{all, ms, random_bytes, run};
+use interlog_core::alerts::AlertView;
 use interlog_core::alerts::AlertWrite;
+use interlog_core::audit::AuditView;
 use interlog_core::cursor::PagePosition;
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::listing::{AlertFilter, AuditFilter};
-use interlog_core::protocol::DoReply;
+use interlog_core::protocol::{Outcome, Page};
 use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, OrgId};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use worker::wasm_bindgen::JsValue;
 use worker::D1Database;
 
@@ -75,7 +77,7 @@ pub async fn list_audit(
     f: &AuditFilter,
     limit: u32,
     after: Option<&PagePosition>,
-) -> Res<DoReply> {
+) -> Res<Outcome> {
     let mut sql =
         "SELECT id, at, action, reason, prefix, ip, request_id, detail FROM audit_log WHERE org_id = ?".to_string();
     let mut binds: Vec<JsValue> = vec![org.as_str().into()];
@@ -92,22 +94,20 @@ pub async fn list_audit(
         id: (r.id as i64).to_string(),
     })
     .await?;
-    let entries: Vec<Value> = rows
+    let items = rows
         .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id as i64,
-                "at": rfc3339(r.at as i64),
-                "action": r.action,
-                "reason": r.reason,
-                "prefix": r.prefix,
-                "ip": r.ip,
-                "request_id": r.request_id,
-                "detail": r.detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
-            })
+        .map(|r| AuditView {
+            id: r.id as i64,
+            at: rfc3339(r.at as i64),
+            action: r.action,
+            reason: r.reason,
+            prefix: r.prefix,
+            ip: r.ip,
+            request_id: r.request_id,
+            detail: r.detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
         })
         .collect();
-    Ok(DoReply::Ok { status: 200, body: json!({ "entries": entries, "next_cursor": null }), next, replayed: false })
+    Ok(Outcome::Audit(Page { items, next }))
 }
 
 /// `GET /v1/alerts`.
@@ -117,7 +117,7 @@ pub async fn list_alerts(
     f: &AlertFilter,
     limit: u32,
     after: Option<&PagePosition>,
-) -> Res<DoReply> {
+) -> Res<Outcome> {
     let mut sql =
         "SELECT id, kind, prefix, state, first_seen, last_seen, count FROM alerts WHERE org_id = ?".to_string();
     let mut binds: Vec<JsValue> = vec![org.as_str().into()];
@@ -134,21 +134,19 @@ pub async fn list_alerts(
         id: r.id.clone(),
     })
     .await?;
-    let alerts: Vec<Value> = rows
+    let items = rows
         .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "kind": r.kind,
-                "prefix": if r.prefix.is_empty() { None } else { Some(r.prefix) },
-                "state": r.state,
-                "first_seen": rfc3339(r.first_seen as i64),
-                "last_seen": rfc3339(r.last_seen as i64),
-                "count": r.count as i64,
-            })
+        .map(|r| AlertView {
+            id: r.id,
+            kind: r.kind,
+            prefix: if r.prefix.is_empty() { None } else { Some(r.prefix) },
+            state: r.state,
+            first_seen: rfc3339(r.first_seen as i64),
+            last_seen: rfc3339(r.last_seen as i64),
+            count: r.count as i64,
         })
         .collect();
-    Ok(DoReply::Ok { status: 200, body: json!({ "alerts": alerts, "next_cursor": null }), next, replayed: false })
+    Ok(Outcome::Alerts(Page { items, next }))
 }
 
 /// Opens an alert or adds to the open one of the same cause and key.

@@ -13,95 +13,13 @@
 //! half-way is harmless: the next run picks up whatever expired rows are left.
 
 use crate::platform::{ms, storage_error};
-use interlog_core::retention::{bounded_setting, Cutoffs, RetentionPeriods};
+use interlog_core::retention::{Cutoffs, RetentionConfig};
+use interlog_core::timefmt::rfc3339;
 use interlog_core::{ApiError, OrgId};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
-use worker::{console_error, D1Database, Env};
-
-/// Var names of the run settings (the periods' names are in core).
-pub const VAR_INTERVAL_MS: &str = "RETENTION_INTERVAL_MS";
-pub const VAR_BUSY_INTERVAL_MS: &str = "RETENTION_BUSY_INTERVAL_MS";
-pub const VAR_BATCH_ROWS: &str = "RETENTION_BATCH_ROWS";
-pub const VAR_MAX_ROWS_PER_RUN: &str = "RETENTION_MAX_ROWS_PER_RUN";
-
-/// Retention settings read from the environment (production defaults).
-#[derive(Debug, Clone)]
-pub struct RetentionConfig {
-    /// How long until the next run when the previous one finished its work.
-    pub interval_ms: i64,
-    /// How long until the next run when the previous one stopped at its bound.
-    pub busy_interval_ms: i64,
-    /// Rows deleted by one statement at most.
-    pub batch_rows: u32,
-    /// Rows deleted by one run (all tables together) at most.
-    pub max_rows_per_run: u32,
-    /// How long each table keeps its rows.
-    pub periods: RetentionPeriods,
-}
-
-impl Default for RetentionConfig {
-    /// Production: hourly, 1 s between runs while work remains, 500 rows a
-    /// statement, 5 000 rows a run, the posture's periods.
-    fn default() -> Self {
-        Self {
-            interval_ms: 3_600_000,
-            busy_interval_ms: 1_000,
-            batch_rows: 500,
-            max_rows_per_run: 5_000,
-            periods: RetentionPeriods::default(),
-        }
-    }
-}
-
-/// A var as text: strings as they are, numbers (`[vars] X = 5`) as digits,
-/// anything else as its debug form (which then fails to parse and is logged).
-fn var_text(env: &Env, name: &str) -> Option<String> {
-    let v = worker::js_sys::Reflect::get(env, &JsValue::from_str(name)).ok()?;
-    if v.is_undefined() || v.is_null() {
-        None
-    } else if let Some(s) = v.as_string() {
-        Some(s)
-    } else if let Some(n) = v.as_f64() {
-        Some(if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { n.to_string() })
-    } else {
-        Some(format!("{v:?}"))
-    }
-}
-
-impl RetentionConfig {
-    /// Reads the configuration from vars, falling back to the defaults. An
-    /// invalid value keeps the default and is logged (on every run, so it is
-    /// noticed).
-    pub fn from_env(env: &Env) -> Self {
-        Self::from_lookup(|name| var_text(env, name))
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let d = Self::default();
-        let (periods, mut warnings) = RetentionPeriods::from_vars(&lookup);
-        let mut get = |name: &str, default: i64, min: i64, max: i64| {
-            let (v, w) = bounded_setting(name, lookup(name).as_deref(), default, min, max);
-            warnings.extend(w);
-            v
-        };
-        const WEEK_MS: i64 = 7 * 86_400_000;
-        let interval_ms = get(VAR_INTERVAL_MS, d.interval_ms, 100, WEEK_MS);
-        let busy_interval_ms = get(VAR_BUSY_INTERVAL_MS, d.busy_interval_ms, 100, WEEK_MS);
-        let batch_rows = get(VAR_BATCH_ROWS, i64::from(d.batch_rows), 1, 10_000);
-        let max_rows_per_run = get(VAR_MAX_ROWS_PER_RUN, i64::from(d.max_rows_per_run), 1, 1_000_000);
-        for w in &warnings {
-            console_error!("retention config: {w}");
-        }
-        Self {
-            interval_ms,
-            busy_interval_ms,
-            batch_rows: u32::try_from(batch_rows).unwrap_or(d.batch_rows),
-            max_rows_per_run: u32::try_from(max_rows_per_run).unwrap_or(d.max_rows_per_run),
-            periods,
-        }
-    }
-}
+use worker::{console_error, D1Database};
 
 /// What one run did.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +34,13 @@ impl RunReport {
     /// Rows deleted by the run, all tables together.
     pub fn total(&self) -> u64 {
         self.deleted.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The run's summary as logged and kept in storage:
+    /// `{"at", "deleted": {table: rows}, "complete"}`.
+    pub fn summary(&self, now_ms: i64) -> Value {
+        let deleted: Map<String, Value> = self.deleted.iter().map(|(t, n)| ((*t).to_string(), (*n).into())).collect();
+        json!({ "at": rfc3339(now_ms), "deleted": deleted, "complete": !self.more })
     }
 }
 
@@ -285,23 +210,6 @@ pub async fn run_orgless(db: &D1Database, now_ms: i64, cfg: &RetentionConfig) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_defaults_and_overrides() {
-        let c = RetentionConfig::from_lookup(|_| None);
-        assert_eq!(
-            (c.interval_ms, c.busy_interval_ms, c.batch_rows, c.max_rows_per_run),
-            (3_600_000, 1_000, 500, 5_000)
-        );
-        let c = RetentionConfig::from_lookup(|n| match n {
-            VAR_INTERVAL_MS => Some("2000".into()),
-            VAR_BUSY_INTERVAL_MS => Some("300".into()),
-            VAR_BATCH_ROWS => Some("400".into()),
-            VAR_MAX_ROWS_PER_RUN => Some("4000".into()),
-            _ => None,
-        });
-        assert_eq!((c.interval_ms, c.busy_interval_ms, c.batch_rows, c.max_rows_per_run), (2_000, 300, 400, 4_000));
-    }
 
     #[test]
     fn statements_are_scoped_and_bounded() {

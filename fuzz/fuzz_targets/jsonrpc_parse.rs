@@ -11,12 +11,13 @@
 //! Mcp-Method             ("-": absent, "=": the body's `method`)
 //! Mcp-Name               ("-": absent, "=": the body's `params.name`, "=b": it, base64-sentineled)
 //! Accept                 ("-": absent)
-//! fetch mode             (0 found, 1 found + next page, 2 not found, 3 invalid; anything else: 0)
+//! fetch mode             (0 found, 1 found + next page, 2 not found, 3 invalid,
+//!                         4 an outcome the read did not ask for; anything else: 0)
 //! body…                  (parsed as JSON; not JSON is passed as `None`, as the Worker does)
 //! ```
 //!
 //! Properties beyond "never panics":
-//! - the status is one of 200, 202, 400, 404, 406; 202 exactly when there is no body;
+//! - the status is `Accepted` (202) exactly when there is no body;
 //! - the body is one JSON-RPC 2.0 response or (2025-03-26 batches) an array of
 //!   them, each with exactly one of `result`/`error`, an id that is a string, an
 //!   integer or null, and an error code from the JSON-RPC/MCP set;
@@ -26,9 +27,11 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use interlog_core::alerts::AlertView;
 use interlog_core::cursor::{CursorKey, PagePosition};
-use interlog_core::mcp::{plan, Fetched, Headers, Item, OrgContext};
-use interlog_core::protocol::Op;
+use interlog_core::interaction::Interaction;
+use interlog_core::mcp::{plan, AnswerStatus, Fetched, Headers, Item, OrgContext};
+use interlog_core::protocol::{Op, Outcome, Page};
 use interlog_core::sanitize::contains_control_token;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
@@ -60,28 +63,42 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 /// Stored data for a read, made of the body's strings (so the fuzzer controls it).
 fn data_for(op: &Op, pool: &[String], body: Option<&Value>, mode: &str) -> Fetched {
     let s = |i: usize| pool.get(i % pool.len().max(1)).cloned().unwrap_or_default();
-    let interaction = |i: usize| {
-        json!({
-            "id": s(i), "type": s(i + 1), "occurred_at": "2026-01-01T00:00:00.000Z",
-            "received_at": s(i + 2), "actor": s(i + 3), "session": null, "content": s(i + 4),
-            "metadata": body.cloned().filter(Value::is_object), "idempotency_key": s(i + 5)
-        })
+    let interaction = |i: usize| Interaction {
+        id: s(i),
+        kind: s(i + 1),
+        occurred_at: "2026-01-01T00:00:00.000Z".into(),
+        received_at: s(i + 2),
+        actor: Some(s(i + 3)),
+        session: None,
+        content: Some(s(i + 4)),
+        metadata: body.cloned().filter(Value::is_object),
+        idempotency_key: Some(s(i + 5)),
+    };
+    let alert = |i: usize, prefix: Option<String>| AlertView {
+        id: s(i),
+        kind: s(i + 1),
+        prefix,
+        state: s(i + 2),
+        first_seen: s(i + 3),
+        last_seen: s(i + 4),
+        count: i64::try_from(pool.len()).unwrap_or(i64::MAX),
     };
     let next = (mode == "1").then(|| PagePosition { at: 1_795_910_400_000, id: s(6) });
     match mode {
         "2" => return Fetched::NotFound,
         "3" => return Fetched::Invalid(s(7)),
+        "4" => return Fetched::Found(Outcome::Done),
         _ => {}
     }
-    let body = match op {
-        Op::GetInteraction { .. } => interaction(0),
-        Op::ListAlerts { .. } => json!({ "alerts": [
-            { "id": s(0), "kind": s(1), "prefix": s(2), "state": "open", "first_seen": s(3), "last_seen": s(4), "count": 3 },
-            body.cloned().unwrap_or(Value::Null)
-        ] }),
-        _ => json!({ "interactions": (0..pool.len().clamp(1, 4)).map(interaction).collect::<Vec<_>>() }),
+    let outcome = match op {
+        Op::GetInteraction { .. } => Outcome::Interaction { record: interaction(0), stored: None },
+        Op::ListAlerts { .. } => Outcome::Alerts(Page { items: vec![alert(0, Some(s(5))), alert(6, None)], next }),
+        _ => {
+            let items = (0..pool.len().clamp(1, 4)).map(interaction).collect();
+            Outcome::Interactions(Page { items, next })
+        }
     };
-    Fetched::Found { body, next }
+    Fetched::Found(outcome)
 }
 
 fn check_response(r: &Value) {
@@ -140,8 +157,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let answer = responder.answer(outputs);
 
-    assert!(matches!(answer.status, 200 | 202 | 400 | 404 | 406), "status {}", answer.status);
-    assert_eq!(answer.status == 202, answer.body.is_none(), "{answer:?}");
+    assert_eq!(answer.status == AnswerStatus::Accepted, answer.body.is_none(), "{answer:?}");
     match &answer.body {
         Some(Value::Array(responses)) => {
             assert!(!responses.is_empty());

@@ -1,0 +1,150 @@
+//! The front Worker's credential check as a pure decision: given what was
+//! presented, the directory row its prefix found (if any) and the peppers, is
+//! the key verified, a wrong secret for a known org, or refused outright?
+//! Every outcome performs the same work: one digest and one constant-time
+//! compare, with dummies standing in for what is missing.
+
+use crate::auth::AuthFailure;
+use crate::hash::{KeyDigest, Pepper};
+use crate::ids::OrgId;
+use crate::key::{ApiKey, KeyPrefix, ENTROPY_BYTES};
+use crate::keys::KeyMaterial;
+
+/// The current pepper and, during a rotation, the previous one.
+#[derive(Debug, Clone)]
+pub struct Peppers {
+    pub current: Pepper,
+    pub previous: Option<Pepper>,
+}
+
+/// A directory row: the org of a prefix, its stored digest and the version
+/// of the pepper that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub org: OrgId,
+    pub digest: Option<KeyDigest>,
+    pub pepper_version: u32,
+}
+
+/// What the credential check decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The secret matches; the org's actor still decides whether the key is live.
+    Verified { org: OrgId, prefix: KeyPrefix, rehash: Option<KeyMaterial> },
+    /// A well-formed key of a known org with the wrong secret: that org's
+    /// actor records it.
+    WrongSecret { org: OrgId, prefix: KeyPrefix },
+    /// Refused before any org is known (missing, malformed, unknown prefix).
+    Refused { reason: AuthFailure, prefix: Option<KeyPrefix> },
+}
+
+/// The work every outcome performs, counted (tests check that no outcome
+/// skips the digest or the compare).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    pub digests: u32,
+    pub compares: u32,
+}
+
+/// Decides a credential. `presented` is the parsed `Authorization` header;
+/// `row` is what the directory holds for its prefix (looked up with a dummy
+/// prefix when nothing parsed, so every outcome queries too).
+pub fn check(
+    presented: &Result<ApiKey, AuthFailure>,
+    row: Option<&StoredKey>,
+    peppers: &Peppers,
+) -> (Credential, Work) {
+    let dummy = ApiKey::from_entropy(&[0u8; ENTROPY_BYTES]);
+    let key = presented.as_ref().unwrap_or(&dummy);
+    let stored = row.and_then(|r| r.digest).unwrap_or(KeyDigest::DUMMY);
+    let row_version = row.map_or(peppers.current.version(), |r| r.pepper_version);
+    let by_previous = peppers.previous.as_ref().filter(|p| p.version() == row_version);
+    let digest = by_previous.unwrap_or(&peppers.current).digest(key);
+    let matches = digest.ct_eq(&stored);
+    let work = Work { digests: 1, compares: 1 };
+    let prefix = presented.as_ref().ok().map(ApiKey::prefix);
+    let credential = match (presented, row, prefix) {
+        (Err(reason), _, _) => Credential::Refused { reason: *reason, prefix: None },
+        (Ok(_), None, prefix) => Credential::Refused { reason: AuthFailure::UnknownPrefix, prefix },
+        (Ok(_), Some(r), Some(prefix)) if matches => {
+            let rehash = by_previous.map(|_| KeyMaterial {
+                prefix,
+                hash: peppers.current.digest(key).to_hex(),
+                pepper_version: peppers.current.version(),
+            });
+            Credential::Verified { org: r.org.clone(), prefix, rehash }
+        }
+        (Ok(_), Some(r), Some(prefix)) => Credential::WrongSecret { org: r.org.clone(), prefix },
+        (Ok(_), Some(_), None) => Credential::Refused { reason: AuthFailure::Malformed, prefix: None },
+    };
+    (credential, work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pepper(v: u32, b: u8) -> Pepper {
+        Pepper::new(v, vec![b; 32]).unwrap()
+    }
+
+    fn key(b: u8) -> ApiKey {
+        ApiKey::from_entropy(&[b; ENTROPY_BYTES])
+    }
+
+    fn org() -> OrgId {
+        OrgId::generate(1, &[1; 10])
+    }
+
+    fn row_for(k: &ApiKey, p: &Pepper) -> StoredKey {
+        StoredKey { org: org(), digest: Some(p.digest(k)), pepper_version: p.version() }
+    }
+
+    #[test]
+    fn every_outcome_digests_and_compares_once() {
+        let peppers = Peppers { current: pepper(2, 2), previous: Some(pepper(1, 1)) };
+        let k = key(7);
+        let good = row_for(&k, &peppers.current);
+        let old = row_for(&k, peppers.previous.as_ref().unwrap());
+        let wrong = row_for(&key(8), &peppers.current);
+        let cases: Vec<(Result<ApiKey, AuthFailure>, Option<&StoredKey>)> = vec![
+            (Err(AuthFailure::Missing), None),
+            (Err(AuthFailure::Malformed), None),
+            (Ok(k.clone()), None),
+            (Ok(k.clone()), Some(&wrong)),
+            (Ok(k.clone()), Some(&good)),
+            (Ok(k.clone()), Some(&old)),
+        ];
+        for (presented, row) in cases {
+            let (_, work) = check(&presented, row, &peppers);
+            assert_eq!(work, Work { digests: 1, compares: 1 });
+        }
+    }
+
+    #[test]
+    fn outcomes_by_case() {
+        let peppers = Peppers { current: pepper(2, 2), previous: Some(pepper(1, 1)) };
+        let k = key(7);
+        let (c, _) = check(&Err(AuthFailure::Missing), None, &peppers);
+        assert_eq!(c, Credential::Refused { reason: AuthFailure::Missing, prefix: None });
+        let (c, _) = check(&Ok(k.clone()), None, &peppers);
+        assert_eq!(c, Credential::Refused { reason: AuthFailure::UnknownPrefix, prefix: Some(k.prefix()) });
+        let (c, _) = check(&Ok(k.clone()), Some(&row_for(&key(8), &peppers.current)), &peppers);
+        assert_eq!(c, Credential::WrongSecret { org: org(), prefix: k.prefix() });
+        let (c, _) = check(&Ok(k.clone()), Some(&row_for(&k, &peppers.current)), &peppers);
+        assert_eq!(c, Credential::Verified { org: org(), prefix: k.prefix(), rehash: None });
+    }
+
+    #[test]
+    fn previous_pepper_verifies_and_asks_for_a_rehash() {
+        let peppers = Peppers { current: pepper(2, 2), previous: Some(pepper(1, 1)) };
+        let k = key(7);
+        let (c, _) = check(&Ok(k.clone()), Some(&row_for(&k, peppers.previous.as_ref().unwrap())), &peppers);
+        let Credential::Verified { rehash: Some(m), .. } = c else { panic!("{c:?}") };
+        assert_eq!(m.pepper_version, 2);
+        assert_eq!(m.hash, peppers.current.digest(&k).to_hex());
+        let retired = Peppers { current: pepper(2, 2), previous: None };
+        let (c, _) = check(&Ok(k.clone()), Some(&row_for(&k, peppers.previous.as_ref().unwrap())), &retired);
+        assert!(matches!(c, Credential::WrongSecret { .. }));
+    }
+}

@@ -1,0 +1,61 @@
+//! What every handler of one actor call works with: the org's database, who
+//! asks, the one clock reading of the call, the configuration, the actor's
+//! storage and its in-memory access state.
+
+use crate::audit::{self, Asker};
+use interlog_core::access::Gate;
+use interlog_core::audit::AuditEvent;
+use interlog_core::config::Config;
+use interlog_core::protocol::CallMeta;
+use interlog_core::{ApiError, OrgId};
+use std::cell::RefCell;
+use worker::{D1Database, State};
+
+/// One call's context. The gate is borrowed only inside [`Ctx::gate`], never
+/// across an `.await` (calls of one actor interleave at every await).
+pub struct Ctx<'a> {
+    pub db: D1Database,
+    pub meta: &'a CallMeta,
+    /// The clock, read once when the call arrived.
+    pub now: i64,
+    pub cfg: &'a Config,
+    pub state: &'a State,
+    gate: &'a RefCell<Option<Gate>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context over the actor's loaded gate.
+    pub fn new(
+        db: D1Database,
+        meta: &'a CallMeta,
+        now: i64,
+        cfg: &'a Config,
+        state: &'a State,
+        gate: &'a RefCell<Option<Gate>>,
+    ) -> Self {
+        Self { db, meta, now, cfg, state, gate }
+    }
+
+    /// The org this call is for (the actor's own: it refused any other).
+    pub fn org(&self) -> &OrgId {
+        &self.meta.org_id
+    }
+
+    /// Runs `f` on the in-memory access state.
+    pub fn gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> Result<R, ApiError> {
+        let mut guard = self.gate.borrow_mut();
+        let gate = guard.as_mut().ok_or_else(|| ApiError::internal("org actor state not loaded"))?;
+        Ok(f(gate))
+    }
+
+    /// The cell holding the gate, for adapters that borrow it themselves.
+    pub fn gate_cell(&self) -> &'a RefCell<Option<Gate>> {
+        self.gate
+    }
+
+    /// Writes an audit row for this call. A failure is logged and does not
+    /// change the client's answer.
+    pub async fn audit(&self, event: &AuditEvent) {
+        let _ = audit::write(&self.db, Asker::from(self.meta), event, self.now).await;
+    }
+}

@@ -1,0 +1,55 @@
+//! The org's settings: reading them (`GET /v1/org`) and changing them
+//! (`PATCH /v1/org`). The actor keeps `allowed_origins` in memory; D1 holds
+//! the row.
+
+use crate::platform::{first, ms, opt_str, run};
+use interlog_core::org::OrgView;
+use interlog_core::origin::Origin;
+use interlog_core::{ApiError, OrgId};
+use serde::Deserialize;
+use serde_json::Value;
+use worker::D1Database;
+
+type Res<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct OrgRow {
+    name: String,
+    allowed_origins: String,
+    created_at: f64,
+    updated_at: f64,
+}
+
+/// The org's settings as the API shows them, if the org exists.
+pub async fn read(db: &D1Database, org: &OrgId) -> Res<Option<OrgView>> {
+    let sql = "SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1";
+    let row: Option<OrgRow> = first(db, sql, &[org.as_str().into()], "org select").await?;
+    Ok(row
+        .map(|r| OrgView::from_row(org.clone(), r.name, &r.allowed_origins, r.created_at as i64, r.updated_at as i64)))
+}
+
+/// Changes the name and/or the allowed origins (fields left `None` stay).
+/// Returns the stored origins text for the audit detail.
+pub async fn update(
+    db: &D1Database,
+    org: &OrgId,
+    name: Option<&str>,
+    origins: Option<&[Origin]>,
+    now_ms: i64,
+) -> Res<Option<Value>> {
+    let origins_json = origins.map(|list| Value::from(list.iter().map(|o| o.to_string()).collect::<Vec<_>>()));
+    run(
+        db,
+        "UPDATE orgs SET name = COALESCE(?1, name), allowed_origins = COALESCE(?2, allowed_origins), \
+         updated_at = ?3 WHERE id = ?4",
+        &[
+            opt_str(name),
+            opt_str(origins_json.as_ref().map(Value::to_string).as_deref()),
+            ms(now_ms),
+            org.as_str().into(),
+        ],
+        "org update",
+    )
+    .await?;
+    Ok(origins_json)
+}

@@ -1,0 +1,76 @@
+//! Transport to the org's Durable Object: the stub, one typed call, the typed
+//! reply. Nothing here decides anything; `core::protocol` defines what travels.
+
+use interlog_core::config::binding;
+use interlog_core::protocol::{CallMeta, DoRequest, DoResponse, Op, VerifiedKey, CALL_HEADER, ORG_ACTOR_URL};
+use interlog_core::{ApiError, KeyPrefix};
+use interlog_durable::platform::storage_error;
+use worker::wasm_bindgen::JsValue;
+use worker::{Env, Headers, Method, Request, RequestInit};
+
+/// Everything every call of one client request to the org's actor carries.
+pub struct ActorClient<'a> {
+    env: &'a Env,
+    meta: CallMeta,
+    key: VerifiedKey,
+    origin: Option<String>,
+    inject_fault: bool,
+}
+
+impl<'a> ActorClient<'a> {
+    /// A client for the verified caller's org.
+    pub fn new(env: &'a Env, meta: CallMeta, key: VerifiedKey, origin: Option<String>, inject_fault: bool) -> Self {
+        Self { env, meta, key, origin, inject_fault }
+    }
+
+    /// Asks the actor to serve `op` (after its access decision).
+    pub async fn call(&self, op: Op) -> Result<DoResponse, ApiError> {
+        send(self.env, &self.request(op), None).await
+    }
+
+    /// Like [`ActorClient::call`], forwarding the client's body as is (parsed
+    /// once, by the actor).
+    pub async fn call_with_body(&self, op: Op, body: &[u8]) -> Result<DoResponse, ApiError> {
+        send(self.env, &self.request(op), Some(body)).await
+    }
+
+    fn request(&self, op: Op) -> DoRequest {
+        DoRequest::Serve {
+            meta: self.meta.clone(),
+            key: self.key.clone(),
+            origin: self.origin.clone(),
+            inject_fault: self.inject_fault,
+            op,
+        }
+    }
+}
+
+/// Tells the org's actor that a wrong secret was presented for `prefix`.
+pub async fn record_auth_failure(env: &Env, meta: CallMeta, prefix: KeyPrefix) -> Result<DoResponse, ApiError> {
+    send(env, &DoRequest::AuthFailure { meta, prefix }, None).await
+}
+
+/// Sends one call to the org's actor and reads its answer.
+async fn send(env: &Env, call: &DoRequest, payload: Option<&[u8]>) -> Result<DoResponse, ApiError> {
+    let org = call.meta().org_id.as_str();
+    let stub = env
+        .durable_object(binding::ORG_ACTOR)
+        .and_then(|ns| ns.id_from_name(org)?.get_stub())
+        .map_err(|e| storage_error("org actor stub", e))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post);
+    match payload {
+        // The client's body travels as is; the call itself in a header.
+        Some(bytes) => {
+            let headers = Headers::new();
+            headers.set(CALL_HEADER, &call.to_json()).map_err(|e| storage_error("org actor header", e))?;
+            init.with_headers(headers).with_body(Some(worker::js_sys::Uint8Array::from(bytes).into()));
+        }
+        None => {
+            init.with_body(Some(JsValue::from_str(&call.to_json())));
+        }
+    }
+    let request = Request::new_with_init(ORG_ACTOR_URL, &init).map_err(|e| storage_error("org actor request", e))?;
+    let mut resp = stub.fetch_with_request(request).await.map_err(|e| storage_error("org actor call", e))?;
+    resp.json::<DoResponse>().await.map_err(|e| storage_error("org actor reply", e))
+}

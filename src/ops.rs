@@ -1,0 +1,207 @@
+//! Turning an HTTP request (path, query, parsed body) into the actor
+//! operation it asks for. Pure parsing over `core`'s rules; any problem is an
+//! `ApiError` that the caller sends as `Op::Invalid`, so it is answered only
+//! once the actor has confirmed the key.
+
+use crate::auth::Verified;
+use interlog_core::cursor::PagePosition;
+use interlog_core::interaction::{check_idempotency_header, validate, validation_error, FieldError};
+use interlog_core::key::ENTROPY_BYTES;
+use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial};
+use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
+use interlog_core::origin::Origin;
+use interlog_core::protocol::Op;
+use interlog_core::routes::Endpoint;
+use interlog_core::{ApiError, ApiKey, InteractionId, KeyPrefix};
+use interlog_durable::platform::random_bytes;
+use serde_json::{json, Map, Value};
+use worker::Request;
+
+/// Most origins an org may list.
+const MAX_ALLOWED_ORIGINS: usize = 50;
+
+/// An operation and what answering it needs besides the actor's outcome.
+pub struct Built {
+    pub op: Op,
+    /// Cursor scope of a listing (signs its next cursor).
+    pub cursor_scope: Option<String>,
+    /// Plaintext of a key minted for this request (returned once).
+    pub minted: Option<ApiKey>,
+}
+
+impl Built {
+    fn op(op: Op) -> Self {
+        Self { op, cursor_scope: None, minted: None }
+    }
+}
+
+/// What the request asks for, at `now_ms`.
+pub fn build(
+    req: &Request,
+    endpoint: &Endpoint,
+    who: &Verified,
+    body: Option<&Value>,
+    now_ms: i64,
+) -> Result<Built, ApiError> {
+    let body = || body.ok_or_else(|| ApiError::validation("request body is required"));
+    Ok(match endpoint {
+        Endpoint::GetOrg => Built::op(Op::GetOrg),
+        Endpoint::UpdateOrg => Built::op(update_org(body()?)?),
+        Endpoint::CreateInteraction => Built::op(create_interaction(req, body()?, now_ms)?),
+        Endpoint::ListInteractions | Endpoint::ListAudit | Endpoint::ListAlerts => listing(req, endpoint, who)?,
+        Endpoint::GetInteraction(id) => Built::op(Op::GetInteraction { id: known_id(id)? }),
+        Endpoint::DeleteInteraction(id) => Built::op(Op::DeleteInteraction { id: known_id(id)? }),
+        Endpoint::CreateKey => {
+            let request = parse_key_request(body()?, now_ms).map_err(invalid_pairs)?;
+            let (key, material) = mint(who)?;
+            Built { op: Op::CreateKey { request, material }, cursor_scope: None, minted: Some(key) }
+        }
+        Endpoint::ListKeys => Built::op(Op::ListKeys),
+        Endpoint::RevokeKey(p) => Built::op(Op::RevokeKey { prefix: key_prefix(p)? }),
+        Endpoint::RotateKey(p) => {
+            let prefix = key_prefix(p)?;
+            let grace_ms = parse_grace(body()?).map_err(invalid_pairs)?;
+            let (key, material) = mint(who)?;
+            Built { op: Op::RotateKey { prefix, grace_ms, material }, cursor_scope: None, minted: Some(key) }
+        }
+        // Served elsewhere: MCP by crate::mcp, batches forwarded as sent.
+        Endpoint::Mcp | Endpoint::CreateInteractions => return Err(ApiError::internal("not built by ops::build")),
+    })
+}
+
+fn invalid_pairs(errs: Vec<(String, String)>) -> ApiError {
+    validation_error(errs.into_iter().map(|(field, message)| FieldError { index: None, field, message }).collect())
+}
+
+/// Fresh key material under the current pepper: the plaintext stays here.
+fn mint(who: &Verified) -> Result<(ApiKey, KeyMaterial), ApiError> {
+    let key = ApiKey::from_entropy(&random_bytes::<ENTROPY_BYTES>()?);
+    let material = KeyMaterial {
+        prefix: key.prefix(),
+        hash: who.pepper.digest(&key).to_hex(),
+        pepper_version: who.pepper.version(),
+    };
+    Ok((key, material))
+}
+
+/// A path prefix that cannot exist is simply not found.
+fn key_prefix(raw: &str) -> Result<KeyPrefix, ApiError> {
+    KeyPrefix::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// A path id that cannot exist is simply not found.
+fn known_id(raw: &str) -> Result<String, ApiError> {
+    InteractionId::parse(raw).map(|i| i.to_string()).ok_or(ApiError::NotFound)
+}
+
+fn update_org(body: &Value) -> Result<Op, ApiError> {
+    let obj = body.as_object().ok_or_else(|| ApiError::validation("body must be a JSON object"))?;
+    let mut errs = Vec::new();
+    if let Some(k) = obj.keys().find(|k| !["name", "allowed_origins"].contains(&k.as_str())) {
+        errs.push((k.clone(), "unknown field".to_string()));
+    }
+    let name = match obj.get("name") {
+        None => None,
+        Some(Value::String(n)) => {
+            if let Err(m) = check_name(n) {
+                errs.push(("name".into(), m));
+            }
+            Some(n.clone())
+        }
+        Some(_) => {
+            errs.push(("name".into(), "must be a string".into()));
+            None
+        }
+    };
+    let allowed_origins = allowed_origins(obj, &mut errs);
+    if !errs.is_empty() {
+        return Err(invalid_pairs(errs));
+    }
+    Ok(Op::UpdateOrg { name, allowed_origins })
+}
+
+/// `allowed_origins` of a PATCH: canonical, sorted, without duplicates.
+fn allowed_origins(obj: &Map<String, Value>, errs: &mut Vec<(String, String)>) -> Option<Vec<Origin>> {
+    match obj.get("allowed_origins") {
+        None => None,
+        Some(Value::Array(list)) if list.len() <= MAX_ALLOWED_ORIGINS => {
+            let mut out = Vec::with_capacity(list.len());
+            for (i, v) in list.iter().enumerate() {
+                match v.as_str().map(Origin::parse) {
+                    Some(Ok(o)) => out.push(o),
+                    Some(Err(m)) => errs.push((format!("allowed_origins[{i}]"), format!("{v}: {m}"))),
+                    None => errs.push((format!("allowed_origins[{i}]"), "must be a string".into())),
+                }
+            }
+            out.sort();
+            out.dedup();
+            Some(out)
+        }
+        Some(_) => {
+            errs.push(("allowed_origins".into(), format!("must be an array of at most {MAX_ALLOWED_ORIGINS} origins")));
+            None
+        }
+    }
+}
+
+fn create_interaction(req: &Request, body: &Value, now_ms: i64) -> Result<Op, ApiError> {
+    let header_key = req.headers().get("idempotency-key").ok().flatten();
+    let mut item = validate(body, now_ms).map_err(validation_error)?;
+    if let Some(h) = header_key {
+        check_idempotency_header(&h).map_err(|m| ApiError::Validation {
+            message: format!("Idempotency-Key header {m}"),
+            details: Some(json!([{ "field": "Idempotency-Key", "message": m }])),
+        })?;
+        match &item.idempotency_key {
+            Some(b) if *b != h => {
+                return Err(ApiError::validation(
+                    "Idempotency-Key header and body idempotency_key differ; send one or make them equal",
+                ))
+            }
+            _ => item.idempotency_key = Some(h),
+        }
+    }
+    Ok(Op::CreateInteraction { item })
+}
+
+fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let url = req.url().map_err(|_| ApiError::validation("unreadable URL"))?;
+    Ok(url.query_pairs().into_owned().collect())
+}
+
+fn cursor_error() -> ApiError {
+    ApiError::Validation {
+        message: "query parameter 'cursor' is invalid, expired or belongs to another listing".into(),
+        details: Some(json!([{ "field": "cursor", "message": "invalid cursor" }])),
+    }
+}
+
+fn decode_cursor(who: &Verified, scope: &str, cursor: Option<&String>) -> Result<Option<PagePosition>, ApiError> {
+    cursor.map(|c| who.cursor_key().decode(scope, c).map_err(|_| cursor_error())).transpose()
+}
+
+/// The three listings: filters and limit from the query, the cursor checked
+/// against the org and the filters it was issued for.
+fn listing(req: &Request, endpoint: &Endpoint, who: &Verified) -> Result<Built, ApiError> {
+    let pairs = query_pairs(req)?;
+    let org = who.org.as_str();
+    let (op, scope, cursor) = match endpoint {
+        Endpoint::ListAudit => {
+            let l = parse_audit_list(&pairs)?;
+            let scope = l.filter.cursor_scope(org);
+            (Op::ListAudit { filter: l.filter, limit: l.limit, after: None }, scope, l.cursor)
+        }
+        Endpoint::ListAlerts => {
+            let l = parse_alert_list(&pairs)?;
+            let scope = l.filter.cursor_scope(org);
+            (Op::ListAlerts { filter: l.filter, limit: l.limit, after: None }, scope, l.cursor)
+        }
+        _ => {
+            let l = parse_interaction_list(&pairs)?;
+            let scope = l.filter.cursor_scope(org);
+            (Op::ListInteractions { filter: l.filter, limit: l.limit, after: None }, scope, l.cursor)
+        }
+    };
+    let after = decode_cursor(who, &scope, cursor.as_ref())?;
+    Ok(Built { op: op.after(after), cursor_scope: Some(scope), minted: None })
+}
