@@ -4,14 +4,15 @@
 //! shape its typed answer.
 
 use crate::actor::ActorClient;
+use crate::answered::Answered;
 use crate::auth::{verify, Incoming, Verified};
 use crate::body::{parse_json, read_capped};
 use crate::cors::{cors_headers, origin_of};
 use crate::mcp;
 use crate::ops::{build, Built};
-use crate::respond::{self, Additions, ExtraHeaders, Reply};
+use crate::respond::{self, ExtraHeaders, Reply};
 use interlog_core::config::Config;
-use interlog_core::protocol::{DoResponse, Op, RateStanding, Refusal, VerifiedKey};
+use interlog_core::protocol::{Op, Refusal, VerifiedKey};
 use interlog_core::routes::Endpoint;
 use interlog_core::{ApiError, Scope};
 use serde_json::Value;
@@ -19,41 +20,6 @@ use worker::{Env, Request};
 
 /// Fresh key material is minted this many times at most on prefix collisions.
 const MINT_ATTEMPTS: usize = 3;
-
-/// An answer the actor produced, with what the response headers need.
-pub struct Answered {
-    pub reply: Result<Reply, ApiError>,
-    pub origin_allowed: bool,
-    pub rate: Option<RateStanding>,
-}
-
-impl Answered {
-    /// The answer to `response`, shaped by what the front added to the call
-    /// (`built`: the cursor scope of a listing, a key it minted).
-    pub fn from_response(response: DoResponse, who: &Verified, built: Option<&Built>) -> Self {
-        let reply = match response.result {
-            Ok(outcome) => {
-                let next_cursor = match (outcome.next(), built.and_then(|b| b.cursor_scope.as_ref())) {
-                    (Some(pos), Some(scope)) => Some(who.cursor_key().encode(scope, pos)),
-                    _ => None,
-                };
-                let key = built.and_then(|b| b.minted.as_ref()).map(|k| k.expose_secret());
-                Ok(respond::outcome(&outcome, &Additions { next_cursor, key }))
-            }
-            Err(refusal) => Err(refusal_error(refusal)),
-        };
-        Self { reply, origin_allowed: response.origin_allowed, rate: response.rate }
-    }
-}
-
-/// The error a refusal is answered with.
-pub fn refusal_error(refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::Denied { .. } => ApiError::Unauthorized,
-        Refusal::PrefixCollision => ApiError::Conflict { message: "key prefix collision; retry".into() },
-        Refusal::Failed { error } => error,
-    }
-}
 
 /// Authenticates, forwards and shapes the answer of one API call.
 pub async fn handle(

@@ -3,6 +3,7 @@
 //! caches (configuration, peppers, the L1 audit throttle).
 
 mod actor;
+mod answered;
 mod api;
 mod auth;
 mod body;

@@ -6,7 +6,7 @@
 //! before anything but a 401/403/429 is revealed.
 
 use crate::actor::ActorClient;
-use crate::api::{refusal_error, Answered};
+use crate::answered::{refusal_error, Answered};
 use crate::auth::Verified;
 use crate::respond;
 use interlog_core::mcp::{plan, Fetched, Headers, Item, OrgContext};

@@ -64,7 +64,7 @@ pub fn build(
             let (key, material) = mint(who)?;
             Built { op: Op::RotateKey { prefix, grace_ms, material }, cursor_scope: None, minted: Some(key) }
         }
-        // Served elsewhere: MCP by crate::mcp, batches forwarded as sent.
+        // Served elsewhere: MCP by the mcp module, batches forwarded as sent.
         Endpoint::Mcp | Endpoint::CreateInteractions => return Err(ApiError::internal("not built by ops::build")),
     })
 }
