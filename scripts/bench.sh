@@ -8,6 +8,9 @@
 #                                 the same, stopping and restarting the server at RESTART_AT s (default 180, 80, 8, 6)
 #   scripts/bench.sh l2 [N] [C]   L2: native limiter decisions/s and bytes per key, then the in-DO limiter
 #                                 vs a bench-only D1-query-per-request limiter, side by side (default 2000, 32)
+#   scripts/bench.sh hotpath [SECONDS]
+#                                 authenticated GET /v1/org under wrk at concurrency 16 and 64 (default 15 s each),
+#                                 side by side with three baseline Workers (bench/hotpath/) in the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
@@ -44,6 +47,33 @@ bench_d1_counts() {
     "SELECT COUNT(*) AS stored, COUNT(DISTINCT org_id || '/' || idempotency_key) AS distinct_keys FROM interactions" |
     node -e "const r=JSON.parse(require('fs').readFileSync(0,'utf8'))[0].results[0];console.log('D1 cross-check: stored', r.stored, 'distinct (org, idempotency key)', r.distinct_keys)" ||
     echo "D1 cross-check: query failed" >&2
+}
+# hotpath_keys DIR: 30 interlog keys in 6 orgs (DIR/interlog.keys) and 30
+# baseline keys whose digests the D1-shaped baseline stores (DIR/baseline.keys).
+hotpath_keys() {
+  : > "$1/interlog.keys"
+  for _ in $(seq 6); do
+    local o; o=$(bench_admin create-org --name "Hotpath org")
+    json_field "$o" key >> "$1/interlog.keys"; echo >> "$1/interlog.keys"
+    for _ in $(seq 4); do
+      json_field "$(bench_admin create-key --org "$(json_field "$o" org_id)" --scopes admin --name hotpath)" key \
+        >> "$1/interlog.keys"
+      echo >> "$1/interlog.keys"
+    done
+  done
+  node bench/hotpath/seed.mjs "$1/baseline.keys" > "$1/seed.sql"
+}
+# hotpath_baseline NAME PORT DIR: starts bench/hotpath/NAME.toml with wrangler dev; sets HOT_PID.
+hotpath_baseline() {
+  local dir="$3/$1" log="$3/$1.log"
+  mkdir -p "$dir"
+  if [[ $1 == d1_shape ]]; then
+    "$WRANGLER" d1 execute DB --local --config "bench/hotpath/$1.toml" --persist-to "$dir" --file "$3/seed.sql" >/dev/null
+  fi
+  setsid "$WRANGLER" dev --config "bench/hotpath/$1.toml" --ip 127.0.0.1 --port "$2" --persist-to "$dir" \
+    --inspector-port "$(free_port)" --show-interactive-dev-session=false > "$log" 2>&1 &
+  HOT_PID=$!
+  wait_ready "$log" "$HOT_PID"
 }
 case "$what" in
   l2)
@@ -98,5 +128,29 @@ case "$what" in
     wait "$load_pid" || status=$?
     bench_d1_counts
     exit "$status" ;;
+  hotpath)
+    command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+    bench_env_start
+    hot="$STATE/hotpath"; mkdir -p "$hot/out"
+    hotpath_keys "$hot"
+    pids=()
+    for base in floor memory_do d1_shape; do
+      port=$(free_port)
+      hotpath_baseline "$base" "$port" "$hot"
+      pids+=("$HOT_PID")
+      eval "url_$base=http://127.0.0.1:$port"
+    done
+    trap 'stop_local; for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done; rm -rf "$STATE"' EXIT
+    for target in floor memory_do d1_shape interlog; do
+      target_url=$url; keys="$hot/interlog.keys"
+      if [[ $target != interlog ]]; then eval "target_url=\$url_$target"; keys="$hot/baseline.keys"; fi
+      for c in 16 64; do
+        echo "bench: $target at concurrency $c" >&2
+        HOTPATH_KEYS="$keys" wrk -t2 -c"$c" -d3s -s bench/hotpath/requests.lua "$target_url" >/dev/null # warm-up
+        HOTPATH_KEYS="$keys" wrk -t2 -c"$c" -d"${2:-15}s" --latency -s bench/hotpath/requests.lua "$target_url" \
+          > "$hot/out/$target.c$c.txt"
+      done
+    done
+    .venv/bin/python bench/hotpath/report.py "$hot/out" ;;
   *) echo "unknown benchmark: $what" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import FLOOR_S, call, d1, new_org, post_json, sql_str
+from conftest import FLOOR_S, admin, call, d1, new_org, post_json, sql_str
 
 
 def iso(dt: datetime) -> str:
@@ -76,6 +76,20 @@ def test_keys_revoked_401_next_request_and_audited(org):
     assert call("POST", f"/v1/keys/{k['prefix']}/revoke", key=org.key)[0].status_code == 200
 
 
+def test_keys_revoked_fails_next_request_even_when_the_front_caches_it(org):
+    """The front isolate caches a verified key's directory row for up to 60 s
+    (core::directory), so repeated use below is served from that cache; whether
+    the key is live is still decided by the org's actor on every request, so a
+    revocation holds on the very next one."""
+    k = create_key(org.key, scopes=["read"])
+    for _ in range(5):
+        assert call("GET", "/v1/interactions", key=k["key"])[0].status_code == 200
+    assert call("POST", f"/v1/keys/{k['prefix']}/revoke", key=org.key)[0].status_code == 200
+    for _ in range(3):
+        r, _ = call("GET", "/v1/interactions", key=k["key"])
+        assert r.status_code == 401, r.text
+
+
 def test_keys_expired_401_and_audited(org):
     k = create_key(org.key, scopes=["read"], expires_at=iso(datetime.now(timezone.utc) + timedelta(seconds=2)))
     assert call("GET", "/v1/interactions", key=k["key"])[0].status_code == 200
@@ -124,6 +138,64 @@ def test_keys_last_admin_409(org):
     second = create_key(org.key, scopes=["admin"])
     assert call("POST", f"/v1/keys/{org.prefix}/revoke", key=second["key"])[0].status_code == 200
     assert call("GET", "/v1/org", key=org.key)[0].status_code == 401
+
+
+def test_keys_operator_key_listed_and_revocable_while_actor_runs(org):
+    # The org's actor runs and holds its keys before the operator adds two.
+    assert call("GET", "/v1/org", key=org.key)[0].status_code == 200
+    made = [admin("create-key", "--org", org.id, "--scopes", "read", "--name", f"operator {i}") for i in range(2)]
+    # Revoking one the actor has never seen (no listing first) works.
+    rv, _ = call("POST", f"/v1/keys/{made[0]['prefix']}/revoke", key=org.key)
+    assert rv.status_code == 200, rv.text
+    assert rv.json()["state"] == "revoked"
+    listed = {x["prefix"]: x for x in call("GET", "/v1/keys", key=org.key)[0].json()["keys"]}
+    assert listed[made[0]["prefix"]]["state"] == "revoked"
+    assert listed[made[1]["prefix"]]["state"] == "active" and listed[made[1]["prefix"]]["name"] == "operator 1"
+    assert call("GET", "/v1/interactions", key=made[0]["key"])[0].status_code == 401
+    assert call("GET", "/v1/interactions", key=made[1]["key"])[0].status_code == 200
+
+
+PREDECESSOR = "a key in its rotation grace period cannot manage keys; use its successor"
+
+
+def test_keys_admin_in_rotation_grace_cannot_manage_keys(org):
+    other = create_key(org.key, name="second admin", scopes=["admin"])
+    r = post_json(f"/v1/keys/{org.prefix}/rotate", org.key, {"grace_seconds": 600})
+    assert r.status_code == 201, r.text
+    successor = r.json()
+    # The old key, in grace, can neither revoke its successor nor end its grace.
+    for method, path, body in [("POST", f"/v1/keys/{successor['prefix']}/revoke", None),
+                               ("POST", f"/v1/keys/{org.prefix}/rotate", {"grace_seconds": 0}),
+                               ("POST", f"/v1/keys/{other['prefix']}/revoke", None),
+                               ("POST", "/v1/keys", {"name": "sneaky", "scopes": ["admin"]})]:
+        denied, _ = call(method, path, key=org.key, json=body)
+        assert denied.status_code == 403, (path, denied.text)
+        assert denied.json()["error"]["code"] == "FORBIDDEN"
+        assert denied.json()["error"]["message"] == PREDECESSOR
+    # It still reads, and nothing changed.
+    assert call("GET", "/v1/org", key=org.key)[0].status_code == 200
+    listed = {x["prefix"]: x for x in call("GET", "/v1/keys", key=org.key)[0].json()["keys"]}
+    assert listed[successor["prefix"]]["state"] == "active" and listed[other["prefix"]]["state"] == "active"
+    assert listed[org.prefix]["replaced_by"] == successor["prefix"]
+    assert call("GET", "/v1/org", key=successor["key"])[0].status_code == 200
+    # The successor manages keys, the predecessor included.
+    assert call("POST", f"/v1/keys/{org.prefix}/revoke", key=successor["key"])[0].status_code == 200
+    assert call("GET", "/v1/org", key=org.key)[0].status_code == 401
+
+
+def test_keys_successor_of_the_only_admin_is_the_last_admin(org):
+    r = post_json(f"/v1/keys/{org.prefix}/rotate", org.key, {"grace_seconds": 600})
+    assert r.status_code == 201, r.text
+    successor = r.json()
+    assert call("GET", "/v1/org", key=org.key)[0].status_code == 200  # the predecessor is live, in grace
+    # It does not count as the other admin key.
+    rv, _ = call("POST", f"/v1/keys/{successor['prefix']}/revoke", key=successor["key"])
+    assert rv.status_code == 409, rv.text
+    assert "last active admin key" in rv.json()["error"]["message"]
+    # Nor can a second successor (with the grace-shortened expiry) stand in for it.
+    again = post_json(f"/v1/keys/{org.prefix}/rotate", successor["key"], {"grace_seconds": 0})
+    assert again.status_code == 409, again.text
+    assert call("GET", "/v1/org", key=successor["key"])[0].status_code == 200
 
 
 def test_keys_other_org_prefix_404(org, org_b):

@@ -1,16 +1,17 @@
-//! The OrgActor's alarm: flushing `last_used_at` and L2 checkpoints, running
+//! The OrgActor's alarm: flushing `last_used_at`, L2 checkpoints and the
+//! final counts of aggregated auth-failure audit rows, running
 //! retention when due and re-arming for the next due work; and arming it (and
 //! the Janitor's) when an actor starts serving. Runs are idempotent: the
 //! platform delivers alarms at least once.
 
+use crate::ctx::Memory;
 use crate::effects::checkpoint;
 use crate::janitor::{ARM_URL, JANITOR_NAME};
 use crate::platform::storage_error;
-use crate::{keys, retention};
-use interlog_core::access::{Gate, CHECKPOINT_DELAY_MS, FLUSH_DELAY_MS};
+use crate::{audit, keys, retention};
+use interlog_core::access::{CHECKPOINT_DELAY_MS, FLUSH_DELAY_MS};
 use interlog_core::config::{binding, Config};
 use interlog_core::{ApiError, KeyPrefix, OrgId};
-use std::cell::RefCell;
 use worker::{console_error, console_log, D1Database, Env, State};
 
 /// Storage key of when retention is due next.
@@ -26,7 +27,7 @@ pub struct AlarmCtx<'a> {
     pub db: D1Database,
     pub org: &'a OrgId,
     pub cfg: &'a Config,
-    pub gate: &'a RefCell<Option<Gate>>,
+    pub memory: &'a Memory,
     pub now: i64,
 }
 
@@ -34,11 +35,12 @@ pub struct AlarmCtx<'a> {
 /// then re-arm for the next due work.
 pub async fn run(a: &AlarmCtx<'_>) -> Res<()> {
     flush_last_used(a).await?;
-    if let Some(g) = a.gate.borrow_mut().as_mut() {
+    if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
         g.alerts.evict(a.now);
     }
-    checkpoint(&a.db, a.org, a.gate, a.now).await;
-    if let Some(g) = a.gate.borrow_mut().as_mut() {
+    checkpoint(&a.db, a.org, &a.memory.gate, a.now).await;
+    flush_audit_counts(a).await;
+    if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
         g.limiter.evict_idle(a.now);
     }
     let next = retention_when_due(a).await?;
@@ -49,19 +51,36 @@ pub async fn run(a: &AlarmCtx<'_>) -> Res<()> {
 /// Writes the remembered last-use times; kept for the next run on failure.
 async fn flush_last_used(a: &AlarmCtx<'_>) -> Res<()> {
     let used: Vec<(KeyPrefix, i64)> =
-        a.gate.borrow_mut().as_mut().map(|g| g.unsaved_use.drain().collect()).unwrap_or_default();
+        a.memory.gate.borrow_mut().as_mut().map(|g| g.unsaved_use.drain().collect()).unwrap_or_default();
     if let Err(e) = keys::flush_last_used(&a.db, a.org, &used).await {
-        if let Some(g) = a.gate.borrow_mut().as_mut() {
+        if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
             g.unsaved_use.extend(used);
         }
         return Err(e);
     }
-    if let Some(g) = a.gate.borrow_mut().as_mut() {
+    if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
         for (prefix, at) in &used {
             g.keys.note_used(prefix, *at);
         }
     }
     Ok(())
+}
+
+/// Stores the final counts of auth-failure windows that have ended (a bounded
+/// batch; the rest are due at once, see [`next_deadline`]); failed ones are
+/// kept for the next run.
+async fn flush_audit_counts(a: &AlarmCtx<'_>) {
+    let counts = a.memory.gate.borrow_mut().as_mut().map(|g| g.due_counts(a.now)).unwrap_or_default();
+    let mut failed = Vec::new();
+    for c in counts {
+        if let Err(e) = audit::set_count(&a.db, Some(a.org), &c).await {
+            console_error!("audit count not stored: {e}");
+            failed.push(c);
+        }
+    }
+    if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
+        g.requeue_counts(failed);
+    }
 }
 
 /// Runs retention if it is due; returns when it is due next.
@@ -74,6 +93,10 @@ async fn retention_when_due(a: &AlarmCtx<'_>) -> Res<i64> {
     }
     let cfg = &a.cfg.retention;
     let report = retention::run_org(&a.db, a.org, a.now, cfg).await?;
+    if report.total() > 0 {
+        // The delete triggers changed the usage: read it again when asked.
+        *a.memory.settings.borrow_mut() = None;
+    }
     let summary = report.summary(a.now);
     console_log!("retention org={} {summary}", a.org);
     let next = a.now + if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };
@@ -84,7 +107,7 @@ async fn retention_when_due(a: &AlarmCtx<'_>) -> Res<i64> {
 
 /// The earliest of retention's next run and any unsaved state's deadline.
 fn next_deadline(a: &AlarmCtx<'_>, retention_next: i64) -> i64 {
-    let guard = a.gate.borrow();
+    let guard = a.memory.gate.borrow();
     let Some(g) = guard.as_ref() else { return retention_next };
     let mut next = retention_next;
     if !g.unsaved_use.is_empty() {
@@ -92,6 +115,10 @@ fn next_deadline(a: &AlarmCtx<'_>, retention_next: i64) -> i64 {
     }
     if g.limiter.unsaved_admissions() > 0 {
         next = next.min(a.now + CHECKPOINT_DELAY_MS);
+    }
+    if let Some(due) = g.counts_due_at(a.now) {
+        // Counts that failed wait a little rather than spin the alarm.
+        next = next.min(due.max(a.now + FIRST_ALARM_DELAY_MS));
     }
     next
 }

@@ -6,10 +6,21 @@ use crate::audit::{self, Asker};
 use interlog_core::access::Gate;
 use interlog_core::audit::AuditEvent;
 use interlog_core::config::Config;
+use interlog_core::org::{OrgUsage, OrgView};
 use interlog_core::protocol::CallMeta;
 use interlog_core::{ApiError, OrgId};
 use std::cell::RefCell;
 use worker::{D1Database, State};
+
+/// The actor's in-memory state: its access gate (keys, origins, L2 windows,
+/// alert counters) and its org's settings as `GET /v1/org` shows them, loaded
+/// from D1 once. This actor is their only writer (the operator command's
+/// changes reach it as described in docs/operations.md).
+#[derive(Default)]
+pub struct Memory {
+    pub gate: RefCell<Option<Gate>>,
+    pub settings: RefCell<Option<OrgView>>,
+}
 
 /// One call's context. The gate is borrowed only inside [`Ctx::gate`], never
 /// across an `.await` (calls of one actor interleave at every await).
@@ -20,7 +31,7 @@ pub struct Ctx<'a> {
     pub now: i64,
     pub cfg: &'a Config,
     pub state: &'a State,
-    gate: &'a RefCell<Option<Gate>>,
+    memory: &'a Memory,
 }
 
 impl<'a> Ctx<'a> {
@@ -31,9 +42,9 @@ impl<'a> Ctx<'a> {
         now: i64,
         cfg: &'a Config,
         state: &'a State,
-        gate: &'a RefCell<Option<Gate>>,
+        memory: &'a Memory,
     ) -> Self {
-        Self { db, meta, now, cfg, state, gate }
+        Self { db, meta, now, cfg, state, memory }
     }
 
     /// The org this call is for (the actor's own: it refused any other).
@@ -43,14 +54,32 @@ impl<'a> Ctx<'a> {
 
     /// Runs `f` on the in-memory access state.
     pub fn gate<R>(&self, f: impl FnOnce(&mut Gate) -> R) -> Result<R, ApiError> {
-        let mut guard = self.gate.borrow_mut();
+        let mut guard = self.memory.gate.borrow_mut();
         let gate = guard.as_mut().ok_or_else(|| ApiError::internal("org actor state not loaded"))?;
         Ok(f(gate))
     }
 
     /// The cell holding the gate, for adapters that borrow it themselves.
     pub fn gate_cell(&self) -> &'a RefCell<Option<Gate>> {
-        self.gate
+        &self.memory.gate
+    }
+
+    /// The org's settings as last read (`None`: not read yet, or changed).
+    pub fn settings(&self) -> Option<OrgView> {
+        self.memory.settings.borrow().clone()
+    }
+
+    /// Remembers the settings just read, or forgets them (`None`) after a
+    /// change made elsewhere, so the next read goes to D1.
+    pub fn remember_settings(&self, view: Option<OrgView>) {
+        *self.memory.settings.borrow_mut() = view;
+    }
+
+    /// The usage a write just read back in its own transaction.
+    pub fn note_usage(&self, usage: OrgUsage) {
+        if let Some(view) = self.memory.settings.borrow_mut().as_mut() {
+            view.usage = usage;
+        }
     }
 
     /// Writes an audit row for this call. A failure is logged and does not

@@ -3,11 +3,13 @@
 //! handler takes the proof of it.
 
 use crate::ctx::Ctx;
-use crate::interactions::{self, Write};
-use crate::{key_ops, org_ops, records};
+use crate::interactions::{self, Write, Written};
+use crate::{effects, key_ops, org_ops, records};
 use interlog_core::access::Authorized;
+use interlog_core::alerts::AlertKind;
 use interlog_core::audit::{AuditAction, AuditEvent};
 use interlog_core::interaction::parse_batch;
+use interlog_core::org::QuotaLevel;
 use interlog_core::origin::Origin;
 use interlog_core::protocol::{Op, Outcome, Refusal};
 use interlog_core::ApiError;
@@ -30,10 +32,10 @@ pub async fn run(ctx: &Ctx<'_>, by: &Authorized, op: &Op, inject_fault: bool, pa
         Op::UpdateOrg { name, allowed_origins } => {
             update_org(ctx, by, name.as_deref(), allowed_origins.as_deref()).await
         }
-        Op::CreateInteraction { item } => Ok(interactions::create_one(db, org, item, write).await?),
+        Op::CreateInteraction { item } => watch_quota(ctx, interactions::create_one(db, org, item, write).await).await,
         Op::CreateInteractionsFromBody => {
             let items = parse_batch(payload.unwrap_or_default(), ctx.now)?;
-            Ok(interactions::create_many(db, org, &items, write).await?)
+            watch_quota(ctx, interactions::create_many(db, org, &items, write).await).await
         }
         Op::ListInteractions { filter, limit, after } => {
             Ok(interactions::list(db, org, filter, *limit, after.as_ref()).await?)
@@ -41,7 +43,7 @@ pub async fn run(ctx: &Ctx<'_>, by: &Authorized, op: &Op, inject_fault: bool, pa
         Op::GetInteraction { id } => Ok(interactions::get(db, org, id).await?),
         Op::DeleteInteraction { id } => delete_interaction(ctx, by, id).await,
         Op::CreateKey { request, material } => key_ops::create(ctx, by, request, material).await,
-        Op::ListKeys => key_ops::list(ctx, by),
+        Op::ListKeys => key_ops::list(ctx, by).await,
         Op::RevokeKey { prefix } => key_ops::revoke(ctx, by, prefix).await,
         Op::RotateKey { prefix, grace_ms, material } => key_ops::rotate(ctx, by, prefix, *grace_ms, material).await,
         Op::ListAudit { filter, limit, after } => {
@@ -54,9 +56,45 @@ pub async fn run(ctx: &Ctx<'_>, by: &Authorized, op: &Op, inject_fault: bool, pa
     }
 }
 
-/// `GET /v1/org`: the settings row and the last retention run.
+/// Raises the quota alerts a write calls for: `quota_80` once usage is at 80 %
+/// of a quota, and `quota_reached` (with `quota_80`) once a quota is used up or
+/// a write was refused for it. Each is throttled by the alert tracker, so a
+/// full org costs at most one alert write per interval, not one per request.
+async fn watch_quota(ctx: &Ctx<'_>, written: Result<Written, ApiError>) -> Answer {
+    if let Ok((_, Some(usage))) = &written {
+        ctx.note_usage(*usage);
+    }
+    let level = match &written {
+        Ok((_, usage)) => usage.map_or(QuotaLevel::Normal, |u| u.level()),
+        Err(ApiError::QuotaExceeded { .. }) => QuotaLevel::Reached,
+        Err(_) => QuotaLevel::Normal,
+    };
+    let kinds: &[AlertKind] = match level {
+        QuotaLevel::Normal => &[],
+        QuotaLevel::Warning => &[AlertKind::QuotaWarning],
+        QuotaLevel::Reached => &[AlertKind::QuotaWarning, AlertKind::QuotaReached],
+    };
+    for kind in kinds {
+        // Alert bookkeeping never changes the write's answer.
+        if let Ok(Some(w)) = ctx.gate(|g| g.alerts.observe(*kind, "", ctx.now)) {
+            effects::alert(&ctx.db, ctx.org(), &w).await;
+        }
+    }
+    Ok(written?.0)
+}
+
+/// `GET /v1/org`: the settings from the actor's memory (read from D1 only
+/// when not held: first use, or after a change made outside a write's own
+/// transaction) and the last retention run (the actor's own storage).
 async fn get_org(ctx: &Ctx<'_>) -> Answer {
-    let org = org_ops::read(&ctx.db, ctx.org()).await?.ok_or(ApiError::NotFound)?;
+    let org = match ctx.settings() {
+        Some(org) => org,
+        None => {
+            let org = org_ops::read(&ctx.db, ctx.org()).await?.ok_or(ApiError::NotFound)?;
+            ctx.remember_settings(Some(org.clone()));
+            org
+        }
+    };
     let last: Option<Value> = ctx
         .state
         .storage()
@@ -69,6 +107,7 @@ async fn get_org(ctx: &Ctx<'_>) -> Answer {
 /// `PATCH /v1/org`: stored, remembered (origins), audited, then answered as read.
 async fn update_org(ctx: &Ctx<'_>, by: &Authorized, name: Option<&str>, origins: Option<&[Origin]>) -> Answer {
     let origins_json = org_ops::update(&ctx.db, ctx.org(), name, origins, ctx.now).await?;
+    ctx.remember_settings(None);
     if let Some(list) = origins {
         ctx.gate(|g| g.origins = list.iter().map(|o| o.to_string()).collect())?;
     }
@@ -82,6 +121,8 @@ async fn delete_interaction(ctx: &Ctx<'_>, by: &Authorized, id: &str) -> Answer 
     if !interactions::delete(&ctx.db, ctx.org(), id).await? {
         return Err(ApiError::NotFound.into());
     }
+    // The delete trigger changed the usage.
+    ctx.remember_settings(None);
     let detail = json!({ "interaction_id": id });
     ctx.audit(&AuditEvent::new(AuditAction::InteractionDeleted, Some(by.prefix())).with_detail(detail)).await;
     Ok(Outcome::Done)

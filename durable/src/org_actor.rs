@@ -4,14 +4,15 @@
 //! and dispatching the operation; and its alarm.
 
 use crate::alarm::{self, AlarmCtx};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Memory};
 use crate::platform::{config, db, now_ms, storage_error};
-use crate::{dispatch, effects, keys, limits, org_ops};
+use crate::{dispatch, effects, key_ops, keys, limits, org_ops};
 use interlog_core::access::{AccessRequest, Decision, Effect, Gate, L2Check};
 use interlog_core::alerts::AlertRules;
 use interlog_core::auth::AuthFailure;
 use interlog_core::config::{Config, L2Mode};
 use interlog_core::protocol::{org_matches, CallMeta, DoRequest, DoResponse, Op, Refusal, VerifiedKey, CALL_HEADER};
+use interlog_core::org::OrgView;
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use std::cell::{Cell, RefCell};
 use worker::{console_error, durable_object, D1Database, DurableObject, Env, Request, Response, Result, State};
@@ -27,14 +28,14 @@ pub struct OrgActor {
     bound: RefCell<Option<OrgId>>,
     /// The org's keys, settings, L2 windows and alert counters, loaded on
     /// first use; this actor is their only writer.
-    gate: RefCell<Option<Gate>>,
+    memory: Memory,
     /// Whether this instance has checked its alarm (and the Janitor's) yet.
     armed: Cell<bool>,
 }
 
 impl DurableObject for OrgActor {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, bound: RefCell::new(None), gate: RefCell::new(None), armed: Cell::new(false) }
+        Self { state, env, bound: RefCell::new(None), memory: Memory::default(), armed: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -78,7 +79,7 @@ impl OrgActor {
             Ok(db) => db,
             Err(e) => return refused(e),
         };
-        let ctx = Ctx::new(db, call.meta(), now, &cfg, &self.state, &self.gate);
+        let ctx = Ctx::new(db, call.meta(), now, &cfg, &self.state, &self.memory);
         match &call {
             DoRequest::AuthFailure { prefix, .. } => self.auth_failure(&ctx, *prefix).await,
             DoRequest::Serve { key, origin, inject_fault, op, .. } => {
@@ -94,11 +95,12 @@ impl OrgActor {
             self.armed.set(alarm::ensure_armed(&self.state, &self.env, now).await);
         }
         let db = db(&self.env)?;
-        if self.gate.borrow().is_none() {
-            let loaded = load_gate(&db, &meta.org_id, cfg, now).await?;
+        if self.memory.gate.borrow().is_none() {
+            let (gate, settings) = load(&db, &meta.org_id, cfg, now).await?;
             // Another call may have loaded it while this one waited.
-            if self.gate.borrow().is_none() {
-                *self.gate.borrow_mut() = Some(loaded);
+            if self.memory.gate.borrow().is_none() {
+                *self.memory.gate.borrow_mut() = Some(gate);
+                *self.memory.settings.borrow_mut() = settings;
             }
         }
         Ok(db)
@@ -150,16 +152,9 @@ impl OrgActor {
         origin: Option<&str>,
     ) -> Res<(Decision, Vec<Effect>, Option<interlog_core::protocol::RateStanding>)> {
         if !ctx.gate(|g| g.keys.contains(&key.prefix))? {
-            let stored = keys::load(&ctx.db, ctx.org()).await?;
             // Only keys this actor does not know yet are added: its own
             // records are newer than any snapshot.
-            ctx.gate(|g| {
-                for r in stored.records() {
-                    if !g.keys.contains(&r.state.prefix) {
-                        g.keys.insert(r.clone());
-                    }
-                }
-            })?;
+            key_ops::adopt_stored(ctx).await?;
         }
         let l2 = match ctx.cfg.l2_mode {
             L2Mode::Memory => L2Check::InMemory,
@@ -178,7 +173,7 @@ impl OrgActor {
         };
         let cfg = config(&self.env)?;
         let a =
-            AlarmCtx { state: &self.state, db: db(&self.env)?, org: &org, cfg: &cfg, gate: &self.gate, now: now_ms() };
+            AlarmCtx { state: &self.state, db: db(&self.env)?, org: &org, cfg: &cfg, memory: &self.memory, now: now_ms() };
         alarm::run(&a).await
     }
 
@@ -208,14 +203,16 @@ impl OrgActor {
     }
 }
 
-/// The org's access state from D1: keys, allowed origins, L2 checkpoints.
-async fn load_gate(db: &D1Database, org: &OrgId, cfg: &Config, now: i64) -> Res<Gate> {
+/// The org's access state and settings from D1: keys, the org row (allowed
+/// origins, usage), L2 checkpoints.
+async fn load(db: &D1Database, org: &OrgId, cfg: &Config, now: i64) -> Res<(Gate, Option<OrgView>)> {
     let mut limiter = cfg.new_limiter();
     let rows = limits::load(db, org, &limiter, now).await?;
     limiter.restore(rows, now);
     let keys = keys::load(db, org).await?;
-    let origins = org_ops::read(db, org).await?.map(|o| o.allowed_origins).unwrap_or_default();
-    Ok(Gate::new(keys, origins, limiter, AlertRules::default()))
+    let settings = org_ops::read(db, org).await?;
+    let origins = settings.as_ref().map(|o| o.allowed_origins.clone()).unwrap_or_default();
+    Ok((Gate::new(keys, origins, limiter, AlertRules::default()), settings))
 }
 
 /// Bench only: L2 counted by a D1 write and read per request.
