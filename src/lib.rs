@@ -49,10 +49,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             // L1 comes first for everything but health and preflights; its
             // denials wait for the floor too.
             match limits::check_l1(&env, &incoming).await {
-                Err(e) => {
+                Err((e, headers)) => {
                     floor.await;
-                    let headers =
-                        if matches!(e, ApiError::RateLimited { .. }) { limits::l1_headers() } else { Vec::new() };
                     (Err(e), headers)
                 }
                 Ok(()) => routed(&mut req, &env, &cfg, &incoming, route, floor).await,

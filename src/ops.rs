@@ -5,7 +5,8 @@
 
 use crate::auth::Verified;
 use interlog_core::cursor::PagePosition;
-use interlog_core::interaction::{check_idempotency_header, validate, validation_error, FieldError};
+use interlog_core::field_errors::{clip, FieldErrors};
+use interlog_core::interaction::{check_idempotency_header, validate, validation_error};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial};
 use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
@@ -52,7 +53,7 @@ pub fn build(
         Endpoint::GetInteraction(id) => Built::op(Op::GetInteraction { id: known_id(id)? }),
         Endpoint::DeleteInteraction(id) => Built::op(Op::DeleteInteraction { id: known_id(id)? }),
         Endpoint::CreateKey => {
-            let request = parse_key_request(body()?, now_ms).map_err(invalid_pairs)?;
+            let request = parse_key_request(body()?, now_ms).map_err(validation_error)?;
             let (key, material) = mint(who)?;
             Built { op: Op::CreateKey { request, material }, cursor_scope: None, minted: Some(key) }
         }
@@ -69,8 +70,14 @@ pub fn build(
     })
 }
 
+/// Field problems as `(field, message)` pairs, through the bounded collector
+/// (field names clipped, at most 20 in `details`).
 fn invalid_pairs(errs: Vec<(String, String)>) -> ApiError {
-    validation_error(errs.into_iter().map(|(field, message)| FieldError { index: None, field, message }).collect())
+    let mut out = FieldErrors::new();
+    for (field, message) in errs {
+        out.push(&field, message);
+    }
+    validation_error(out)
 }
 
 /// Fresh key material under the current pepper: the plaintext stays here.
@@ -96,41 +103,47 @@ fn known_id(raw: &str) -> Result<String, ApiError> {
 
 fn update_org(body: &Value) -> Result<Op, ApiError> {
     let obj = body.as_object().ok_or_else(|| ApiError::validation("body must be a JSON object"))?;
-    let mut errs = Vec::new();
-    if let Some(k) = obj.keys().find(|k| !["name", "allowed_origins"].contains(&k.as_str())) {
-        errs.push((k.clone(), "unknown field".to_string()));
+    let mut errs = FieldErrors::new();
+    for k in obj.keys().filter(|k| !["name", "allowed_origins"].contains(&k.as_str())) {
+        errs.push(k, "unknown field");
     }
     let name = match obj.get("name") {
         None => None,
         Some(Value::String(n)) => {
             if let Err(m) = check_name(n) {
-                errs.push(("name".into(), m));
+                errs.push("name", m);
             }
             Some(n.clone())
         }
         Some(_) => {
-            errs.push(("name".into(), "must be a string".into()));
+            errs.push("name", "must be a string");
             None
         }
     };
     let allowed_origins = allowed_origins(obj, &mut errs);
     if !errs.is_empty() {
-        return Err(invalid_pairs(errs));
+        return Err(validation_error(errs));
     }
     Ok(Op::UpdateOrg { name, allowed_origins })
 }
 
+/// Longest origin text repeated back in an error.
+const MAX_ECHOED_ORIGIN_CHARS: usize = 128;
+
 /// `allowed_origins` of a PATCH: canonical, sorted, without duplicates.
-fn allowed_origins(obj: &Map<String, Value>, errs: &mut Vec<(String, String)>) -> Option<Vec<Origin>> {
+fn allowed_origins(obj: &Map<String, Value>, errs: &mut FieldErrors) -> Option<Vec<Origin>> {
     match obj.get("allowed_origins") {
         None => None,
         Some(Value::Array(list)) if list.len() <= MAX_ALLOWED_ORIGINS => {
             let mut out = Vec::with_capacity(list.len());
             for (i, v) in list.iter().enumerate() {
-                match v.as_str().map(Origin::parse) {
-                    Some(Ok(o)) => out.push(o),
-                    Some(Err(m)) => errs.push((format!("allowed_origins[{i}]"), format!("{v}: {m}"))),
-                    None => errs.push((format!("allowed_origins[{i}]"), "must be a string".into())),
+                match v.as_str().map(|s| (s, Origin::parse(s))) {
+                    Some((_, Ok(o))) => out.push(o),
+                    Some((s, Err(m))) => errs.push(
+                        &format!("allowed_origins[{i}]"),
+                        format!("{}: {m}", Value::from(clip(s, MAX_ECHOED_ORIGIN_CHARS))),
+                    ),
+                    None => errs.push(&format!("allowed_origins[{i}]"), "must be a string"),
                 }
             }
             out.sort();
@@ -138,7 +151,7 @@ fn allowed_origins(obj: &Map<String, Value>, errs: &mut Vec<(String, String)>) -
             Some(out)
         }
         Some(_) => {
-            errs.push(("allowed_origins".into(), format!("must be an array of at most {MAX_ALLOWED_ORIGINS} origins")));
+            errs.push("allowed_origins", format!("must be an array of at most {MAX_ALLOWED_ORIGINS} origins"));
             None
         }
     }

@@ -127,6 +127,9 @@ fn status_of(err: &ApiError) -> u16 {
         ApiError::PayloadTooLarge { .. } => 413,
         ApiError::UnsupportedMediaType => 415,
         ApiError::RateLimited { .. } => 429,
+        // The org's stored data conflicts with the write: retrying does not
+        // help until room is made (erasure, retention) or the quota raised.
+        ApiError::QuotaExceeded { .. } => 409,
         ApiError::Internal { .. } => 500,
         ApiError::Unavailable { .. } => 503,
     }

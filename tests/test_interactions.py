@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import call, d1, post_json, sql_str
+from conftest import call, d1, new_org, post_json, sql_str
 
 SINGLE_CAP = 1024 * 1024
 BATCH_CAP = 5 * 1024 * 1024
@@ -235,6 +235,56 @@ def test_list_newest_first_and_cursor_walk(keys_a):
             break
     assert pages == 4
     assert seen == [str(i) for i in reversed(range(25))]
+
+
+def test_validation_errors_are_bounded(keys_a):
+    """A ~4 MB batch of unknown fields answers a small 400: at most 20 details
+    and the count of every problem in the message; a huge field name is cut."""
+    per_item = 3600
+    items = [{"type": "t", **{f"k{j:05d}": 0 for j in range(per_item)}} for _ in range(100)]
+    body = json.dumps({"interactions": items}).encode()
+    assert 3_500_000 < len(body) < BATCH_CAP
+    r = post_json("/v1/interactions/batch", keys_a.ingest, body)
+    assert r.status_code == 400, r.text[:300]
+    assert len(r.content) < 16 * 1024, len(r.content)
+    err = r.json()["error"]
+    assert err["code"] == "VALIDATION_FAILED"
+    assert len(err["details"]) == 20
+    assert err["details"][0] == {"index": 0, "field": "k00000", "message": "unknown field"}
+    assert f"(and {100 * per_item - 1} more problems" in err["message"]
+
+    name = "n" * 500_000
+    r = post_json("/v1/interactions", keys_a.ingest, {"type": "t", name: 1})
+    assert r.status_code == 400
+    assert len(r.content) < 16 * 1024, len(r.content)
+    assert r.json()["error"]["details"][0]["field"] == "n" * 64 + "…"
+
+
+def test_list_pages_end_at_the_byte_budget():
+    """Twelve ~900 KB interactions listed with limit=200 come in pages of at
+    most 2 MiB, each with a cursor, and the walk returns every one exactly
+    once, newest first."""
+    org = new_org("Byte budget org")
+    size = 900_000
+    items = [{"type": "big", "occurred_at": f"2026-03-01T00:00:{i:02d}Z", "content": f"{i:02d}" + "x" * (size - 2)}
+             for i in range(12)]
+    for i in range(0, 12, 4):
+        r = post_json("/v1/interactions/batch", org.key, {"interactions": items[i:i + 4]})
+        assert r.status_code == 201, r.text[:300]
+    seen, cursor, pages = [], None, []
+    while True:
+        r, _ = call("GET", "/v1/interactions?limit=200" + (f"&cursor={cursor}" if cursor else ""), key=org.key)
+        assert r.status_code == 200, r.text[:300]
+        page = r.json()
+        pages.append((len(page["interactions"]), len(r.content)))
+        seen += [x["content"][:2] for x in page["interactions"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert len(pages) < 20, pages
+    assert pages[0][0] < 12, pages
+    assert all(n >= 1 and nbytes < 2 * 1024 * 1024 + 64 * 1024 for n, nbytes in pages), pages
+    assert seen == [f"{i:02d}" for i in reversed(range(12))]
 
 
 def test_list_filters(keys_a):

@@ -180,7 +180,7 @@ def test_spec_documents_every_response_fully():
 def test_error_codes_match_statuses():
     codes = resolve({"$ref": "#/components/schemas/Error"})["properties"]["error"]["properties"]["code"]["enum"]
     assert set(codes) == {"UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "METHOD_NOT_ALLOWED", "VALIDATION_FAILED",
-                          "CONFLICT", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "INTERNAL",
+                          "CONFLICT", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "QUOTA_EXCEEDED", "INTERNAL",
                           "UNAVAILABLE"}
 
 

@@ -1,5 +1,5 @@
 """Rate limits. L1: per client IP through the Rate Limiting binding, 60 / 60 s,
-before auth, failing closed."""
+and per IPv6 /48, 600 / 60 s, before auth, failing closed."""
 
 import os
 import random
@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,6 +58,64 @@ def test_ratelimit_429_l1_ipv6_folded_to_64():
         list(ex.map(lambda i: call("GET", "/v1/org", ip=f"{net}::{i + 1:x}"), range(L1_LIMIT)))
     assert call("GET", "/v1/org", ip=f"{net}:ffff:ffff:ffff:ffff")[0].status_code == 429
     assert call("GET", "/v1/org", ip="2001:db8:ffff:1::1")[0].status_code == 401
+
+
+L1_48_LIMIT = 600
+FLOOD = 2000
+
+
+def test_ratelimit_l1_48_stops_a_wrong_secret_flood_from_one_48():
+    """2,000 wrong secrets on one org's prefix from 2,000 distinct /64s of one
+    /48: the per-/48 tier refuses most of them, the org's audit log gets at
+    most 40 rows for that prefix (auth failures are aggregated per minute),
+    and the org's valid key keeps working throughout."""
+    org = new_org("Flood victim org")
+    body = org.key[len("ck_live_"):]
+    wrong = "ck_live_" + body[:8] + ("0" if body[8] != "0" else "1") + body[9:]
+    net48 = "2001:db8:%x" % random.randrange(0x1000, 0x10000)
+    wait_for_fresh_window(45.0)
+    checks: list[int] = []
+    done = threading.Event()
+
+    def victim_checks():
+        while not done.is_set():
+            checks.append(call("GET", "/v1/org", key=org.key, ip=random_ip())[0].status_code)
+            done.wait(0.5)
+
+    watcher = threading.Thread(target=victim_checks)
+    watcher.start()
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(32) as ex:
+            answers = list(ex.map(lambda i: call("GET", "/v1/org", key=wrong, ip=f"{net48}:{i:x}::1")[0], range(FLOOD)))
+    finally:
+        done.set()
+        watcher.join()
+    took = time.monotonic() - t0
+    statuses = [r.status_code for r in answers]
+    refused = [r for r in answers if r.status_code == 429]
+    print(f"flood: {FLOOD} requests in {took:.1f} s: {statuses.count(401)} x 401, {len(refused)} x 429; "
+          f"victim checks: {len(checks)}")
+    rows = d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE org_id = {sql_str(org.id)} AND prefix = {sql_str(org.prefix)}")
+    print(f"audit rows for the prefix: {rows[0]['n']}")
+    assert rows[0]["n"] <= 40, rows
+    assert set(statuses) <= {401, 429}, {s: statuses.count(s) for s in set(statuses)}
+    assert len(refused) >= FLOOD - L1_48_LIMIT, {s: statuses.count(s) for s in set(statuses)}
+    assert all(r.headers["ratelimit-policy"] == f'"per-48";q={L1_48_LIMIT};w=60' for r in refused)
+    assert all(r.headers["ratelimit"] == '"per-48";r=0;t=60' for r in refused)
+    assert all(r.json()["error"]["code"] == "RATE_LIMITED" for r in refused)
+    assert len(checks) >= 3 and set(checks) == {200}, checks
+    # The /48 denials are audited under their own reason, throttled per isolate.
+    denials = d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE action = 'rate_limited' AND reason = 'l1_48' "
+                 f"AND ip LIKE {sql_str(net48 + ':%')}")
+    assert 1 <= denials[0]["n"] <= 4, denials
+    # The aggregated row is listed with its count and times.
+    entries = call("GET", f"/v1/audit-log?action=auth.failure&prefix={org.prefix}", key=org.key)[0].json()["entries"]
+    assert entries and all(e["reason"] == "wrong_hash" and e["count"] >= 1 for e in entries)
+    assert all(e["first_at"] == e["at"] and e["last_at"] >= e["first_at"] for e in entries)
+    # Another /48 is not affected.
+    other = "2001:db8:%x:1::1" % ((int(net48.rsplit(":", 1)[1], 16) + 1) % 0x10000)
+    assert call("GET", "/v1/org", key=org.key, ip=other)[0].status_code == 200
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 //! `interlog-admin`: operator command. Creates an org with its first admin key
-//! (or another key for an existing org) by writing D1 through `wrangler d1
-//! execute`, locally or (`--remote`) on a deployed database. Prints exactly one
-//! JSON line; the plaintext key is shown only there.
+//! (or another key for an existing org), or sets an org's storage quota, by
+//! writing D1 through `wrangler d1 execute`, locally or (`--remote`) on a
+//! deployed database. Prints exactly one JSON line; the plaintext key is shown
+//! only there.
 //!
 //! Names, scopes, ids, keys and times follow core's rules (`interlog_core`),
 //! the ones the API applies.
@@ -9,6 +10,7 @@
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys;
+use interlog_core::org::OrgUsage;
 use interlog_core::timefmt::parse_rfc3339;
 use interlog_core::{ApiKey, OrgId, Pepper, Scope, Scopes};
 use std::process::{Command, ExitCode};
@@ -18,6 +20,7 @@ const USAGE: &str = "\
 usage:
   interlog-admin create-org --name NAME [TARGET]
   interlog-admin create-key --org ORG_ID [--name NAME] [--scopes ingest,read,admin] [--expires-at RFC3339] [TARGET]
+  interlog-admin set-quota --org ORG_ID [--rows N|default] [--bytes N|default] [TARGET]
 TARGET: --local [--persist-to DIR] (default) | --remote
 other:  --config wrangler.toml  --database DB
 env:    INTERLOG_PEPPER (required: the pepper stored in the Secrets Store),
@@ -31,6 +34,8 @@ struct Args {
     org: Option<String>,
     scopes: Option<String>,
     expires_at: Option<String>,
+    rows: Option<String>,
+    bytes: Option<String>,
     remote: bool,
     persist_to: Option<String>,
     config: Option<String>,
@@ -46,6 +51,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--org" => a.org = Some(value()?),
             "--scopes" => a.scopes = Some(value()?),
             "--expires-at" => a.expires_at = Some(value()?),
+            "--rows" => a.rows = Some(value()?),
+            "--bytes" => a.bytes = Some(value()?),
             "--persist-to" => a.persist_to = Some(value()?),
             "--config" => a.config = Some(value()?),
             "--database" => a.database = Some(value()?),
@@ -111,14 +118,14 @@ fn wrangler() -> Vec<String> {
 /// Runs SQL through `wrangler d1 execute`, retrying twice after a failure
 /// that is not a constraint violation (a busy local database, a network
 /// hiccup); returns the output of the last failure.
-fn execute(a: &Args, sql: &str) -> Result<(), String> {
+fn execute(a: &Args, sql: &str) -> Result<String, String> {
     let mut last = String::new();
     for attempt in 0..3 {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
         }
         match execute_once(a, sql) {
-            Ok(()) => return Ok(()),
+            Ok(out) => return Ok(out),
             Err(e) if e.contains("constraint failed") => return Err(e),
             Err(e) => last = e,
         }
@@ -126,10 +133,11 @@ fn execute(a: &Args, sql: &str) -> Result<(), String> {
     Err(last)
 }
 
-fn execute_once(a: &Args, sql: &str) -> Result<(), String> {
+/// Runs SQL once; returns wrangler's JSON output (one result per statement).
+fn execute_once(a: &Args, sql: &str) -> Result<String, String> {
     let w = wrangler();
     let mut cmd = Command::new(&w[0]);
-    cmd.args(&w[1..]).args(["d1", "execute", a.database.as_deref().unwrap_or("DB"), "--command", sql]);
+    cmd.args(&w[1..]).args(["d1", "execute", a.database.as_deref().unwrap_or("DB"), "--json", "--command", sql]);
     if a.remote {
         cmd.arg("--remote");
     } else {
@@ -144,7 +152,7 @@ fn execute_once(a: &Args, sql: &str) -> Result<(), String> {
     cmd.env("CI", "true").env("WRANGLER_SEND_METRICS", "false");
     let out = cmd.output().map_err(|e| format!("cannot run wrangler: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "wrangler d1 execute failed ({}): {}{}",
@@ -181,12 +189,58 @@ fn insert_key(
             expires_at.map_or("NULL".into(), |e| e.to_string()),
         );
         match execute(a, &sql) {
-            Ok(()) => return Ok(key),
+            Ok(_) => return Ok(key),
             Err(e) if keys::is_prefix_collision(&e) => {}
             Err(e) => return Err(e),
         }
     }
     Err("could not find a free key prefix".into())
+}
+
+/// `--rows`/`--bytes`: a non-negative integer, or `default` (stored as NULL:
+/// the default quota, which follows the defaults of future releases).
+fn parse_quota(flag: &str, v: &str) -> Result<Option<u64>, String> {
+    if v == "default" {
+        return Ok(None);
+    }
+    match v.parse::<u64>() {
+        Ok(n) if n <= 1 << 53 => Ok(Some(n)),
+        _ => Err(format!("{flag} must be a whole number (0 to 2^53) or \"default\"")),
+    }
+}
+
+/// The SQL of `set-quota`: the update, then the org's row to report.
+fn set_quota_sql(org: &OrgId, rows: Option<Option<u64>>, bytes: Option<Option<u64>>) -> String {
+    let value = |q: Option<u64>| q.map_or("NULL".to_string(), |n| n.to_string());
+    let mut sets = Vec::new();
+    if let Some(r) = rows {
+        sets.push(format!("quota_rows = {}", value(r)));
+    }
+    if let Some(b) = bytes {
+        sets.push(format!("quota_bytes = {}", value(b)));
+    }
+    let id = lit(org.as_str());
+    format!(
+        "UPDATE orgs SET {} WHERE id = {id}; \
+         SELECT used_rows, used_bytes, quota_rows, quota_bytes FROM orgs WHERE id = {id};",
+        sets.join(", ")
+    )
+}
+
+/// The usage row in wrangler's JSON output of [`set_quota_sql`] (the last
+/// statement's first row), if the org exists.
+fn usage_from_output(out: &str) -> Result<Option<OrgUsage>, String> {
+    let v: serde_json::Value = serde_json::from_str(out).map_err(|e| format!("unexpected wrangler output: {e}"))?;
+    let row = v.as_array().and_then(|r| r.last()).and_then(|r| r["results"].as_array()).and_then(|r| r.first());
+    Ok(row.map(|r| {
+        let num = |k: &str| r[k].as_f64();
+        OrgUsage::from_stored(
+            num("used_rows").unwrap_or(0.0),
+            num("used_bytes").unwrap_or(0.0),
+            num("quota_rows"),
+            num("quota_bytes"),
+        )
+    }))
 }
 
 fn run(a: Args) -> Result<serde_json::Value, String> {
@@ -218,6 +272,17 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
             };
             let key = insert_key(&a, "", &org, &name, scopes, expires_at)?;
             Ok(serde_json::json!({ "org_id": org, "key": key.expose_secret(), "prefix": key.prefix() }))
+        }
+        "set-quota" => {
+            let org = a.org.as_deref().and_then(OrgId::parse).ok_or("--org must be an org id (org_…)")?;
+            let rows = a.rows.as_deref().map(|v| parse_quota("--rows", v)).transpose()?;
+            let bytes = a.bytes.as_deref().map(|v| parse_quota("--bytes", v)).transpose()?;
+            if rows.is_none() && bytes.is_none() {
+                return Err("--rows or --bytes is required".into());
+            }
+            let usage =
+                usage_from_output(&execute(&a, &set_quota_sql(&org, rows, bytes))?)?.ok_or(format!("no org {org}"))?;
+            Ok(serde_json::json!({ "org_id": org, "usage": usage }))
         }
         other => Err(format!("unknown command {other}")),
     }
@@ -279,6 +344,29 @@ mod tests {
             "X [ERROR] UNIQUE constraint failed: orgs.id: SQLITE_CONSTRAINT_PRIMARYKEY"
         ));
         assert!(!keys::is_prefix_collision("X [ERROR] NOT NULL constraint failed: api_keys.hash"));
+    }
+
+    #[test]
+    fn quotas_parse_and_build_one_update() {
+        assert_eq!(parse_quota("--rows", "10"), Ok(Some(10)));
+        assert_eq!(parse_quota("--rows", "default"), Ok(None));
+        assert!(parse_quota("--rows", "-1").is_err());
+        assert!(parse_quota("--bytes", "1e9").is_err());
+        assert!(parse_quota("--bytes", "1; DROP TABLE orgs").is_err());
+        let org = OrgId::generate(1, &[1; ID_ENTROPY_BYTES]);
+        let sql = set_quota_sql(&org, Some(Some(10)), Some(None));
+        assert!(sql.starts_with(&format!("UPDATE orgs SET quota_rows = 10, quota_bytes = NULL WHERE id = '{org}';")));
+        assert!(!set_quota_sql(&org, None, Some(Some(5))).contains("quota_rows ="));
+    }
+
+    #[test]
+    fn quota_output_is_read_from_the_last_statement() {
+        let out = r#"[{"results":[],"success":true},
+            {"results":[{"used_rows":3,"used_bytes":40,"quota_rows":10,"quota_bytes":null}],"success":true}]"#;
+        let u = usage_from_output(out).unwrap().unwrap();
+        assert_eq!((u.rows, u.bytes, u.quota_rows), (3, 40, 10));
+        assert_eq!(u.quota_bytes, interlog_core::org::DEFAULT_QUOTA_BYTES);
+        assert_eq!(usage_from_output(r#"[{"results":[]},{"results":[]}]"#), Ok(None));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! alerts, a re-hash, checkpoints, alarms), in the order it carries them out.
 
 use crate::alerts::{AlertKind, AlertRules, AlertTracker, AlertWrite};
-use crate::audit::{AuditAction, AuditEvent, Throttle};
+use crate::audit::{AuditAction, AuditCount, AuditEvent, Closed, Tally, Throttle};
 use crate::auth::{Access, AuthFailure};
 use crate::error::ApiError;
 use crate::key::KeyPrefix;
@@ -27,6 +27,12 @@ pub const FLUSH_DELAY_MS: i64 = 30_000;
 pub const L2_AUDIT_EVERY_MS: i64 = 60_000;
 /// Keys the L2 audit throttle remembers (far above any org's key count).
 const L2_AUDIT_CAPACITY: usize = 4_096;
+/// Auth failures of one prefix and reason share one audit row per window.
+pub const AUTH_FAILURE_WINDOW_MS: i64 = 60_000;
+/// (prefix, reason) windows the auth-failure tally keeps open.
+const AUTH_FAILURE_CAPACITY: usize = 4_096;
+/// Most final counts one call or alarm run stores.
+pub const COUNTS_PER_RUN: usize = 64;
 /// The 403 message of a request whose `Origin` the org does not list.
 pub const ORIGIN_REFUSED_MESSAGE: &str = "this Origin is not in the org's allowed_origins";
 
@@ -129,6 +135,8 @@ pub enum Effect {
     Checkpoint,
     /// Make sure the alarm fires within `delay_ms`.
     Schedule { delay_ms: i64 },
+    /// Store the final count of an aggregated audit row.
+    AuditCount(AuditCount),
 }
 
 /// The actor's in-memory access state (it is the only writer of all of it).
@@ -145,6 +153,8 @@ pub struct Gate {
     /// `last_used_at` values not yet written to D1.
     pub unsaved_use: HashMap<KeyPrefix, i64>,
     l2_audit: Throttle<KeyPrefix>,
+    /// Auth failures per (prefix, reason): one row per window, then counted.
+    failures: Tally<(KeyPrefix, &'static str)>,
 }
 
 /// What L2 answered: the caller's standing and, when refused, `Retry-After`.
@@ -167,6 +177,7 @@ impl Gate {
             alerts: AlertTracker::new(rules),
             unsaved_use: HashMap::new(),
             l2_audit: Throttle::new(L2_AUDIT_EVERY_MS, L2_AUDIT_CAPACITY),
+            failures: Tally::new(AUTH_FAILURE_WINDOW_MS, AUTH_FAILURE_CAPACITY),
         }
     }
 
@@ -193,12 +204,56 @@ impl Gate {
         (decision, fx, Some(l2.standing))
     }
 
-    /// A wrong secret on one of this org's prefixes: audited, and fed to the
-    /// burst alert rule.
+    /// A wrong secret on one of this org's prefixes: counted, and fed to the
+    /// burst alert rule. Bounded work whoever sends it: memory only, plus at
+    /// most one audit row per prefix and minute (the first failure of the
+    /// window; the rest are its count), one alert write a minute, and the
+    /// final count of a window that ended.
     pub fn record_auth_failure(&mut self, prefix: KeyPrefix, now_ms: i64) -> Vec<Effect> {
-        let mut fx = vec![Effect::Audit(auth_failure(prefix, AuthFailure::WrongHash))];
+        let mut fx = Vec::new();
+        self.audit_failure(prefix, AuthFailure::WrongHash, now_ms, &mut fx);
         self.observe(AlertKind::AuthFailureBurst, prefix, now_ms, &mut fx);
         fx
+    }
+
+    /// The final counts of auth-failure windows that have ended by `now_ms`
+    /// (at most [`COUNTS_PER_RUN`]; the alarm asks again while
+    /// [`Gate::counts_due_at`] says so).
+    pub fn due_counts(&mut self, now_ms: i64) -> Vec<AuditCount> {
+        self.failures.close_due(now_ms);
+        self.failures.take_closed(COUNTS_PER_RUN).into_iter().map(failure_count).collect()
+    }
+
+    /// Puts back counts that could not be stored.
+    pub fn requeue_counts(&mut self, counts: Vec<AuditCount>) {
+        let closed = counts.into_iter().filter_map(|c| {
+            let (prefix, reason) = (c.event.prefix?, c.event.reason?);
+            Some(Closed { key: (prefix, reason), tag: (), first_at: c.first_at, last_at: c.last_at, count: c.count })
+        });
+        self.failures.requeue(closed.collect());
+    }
+
+    /// When an auth-failure count is due to be stored next, if any.
+    pub fn counts_due_at(&self, now_ms: i64) -> Option<i64> {
+        self.failures.next_due(now_ms)
+    }
+
+    /// One auth failure into the tally: the first of its window is written
+    /// now; the second schedules the alarm for the window's end; a window of
+    /// the same key that ended is stored with its final count.
+    fn audit_failure(&mut self, prefix: KeyPrefix, reason: AuthFailure, now_ms: i64, fx: &mut Vec<Effect>) {
+        let key = (prefix, reason.reason());
+        if self.failures.note(key, now_ms) {
+            fx.push(Effect::Audit(auth_failure(prefix, reason)));
+            // One stored count per call at most; any more wait for the alarm.
+            let ended = self.failures.take_closed(1);
+            fx.extend(ended.into_iter().map(|c| Effect::AuditCount(failure_count(c))));
+            if self.failures.next_due(now_ms) == Some(now_ms) {
+                fx.push(Effect::Schedule { delay_ms: 0 });
+            }
+        } else if let Some(due) = self.failures.due_at_if_second(&key) {
+            fx.push(Effect::Schedule { delay_ms: (due - now_ms).max(0) });
+        }
     }
 
     /// Liveness and scope; on success the key's scopes and expiry.
@@ -206,7 +261,7 @@ impl Gate {
         let prefix = req.key.prefix;
         match self.keys.access(&prefix, req.key.scope, req.now_ms) {
             Access::Denied(reason) => {
-                fx.push(Effect::Audit(auth_failure(prefix, reason)));
+                self.audit_failure(prefix, reason, req.now_ms, fx);
                 if matches!(reason, AuthFailure::Revoked | AuthFailure::Expired) {
                     self.observe(AlertKind::DeadKeyUsed, prefix, req.now_ms, fx);
                 }
@@ -309,6 +364,12 @@ impl Gate {
 
 fn auth_failure(prefix: KeyPrefix, reason: AuthFailure) -> AuditEvent {
     AuditEvent::new(AuditAction::AuthFailure, Some(prefix)).with_reason(reason.reason())
+}
+
+fn failure_count(c: Closed<(KeyPrefix, &'static str)>) -> AuditCount {
+    let (prefix, reason) = c.key;
+    let event = AuditEvent::new(AuditAction::AuthFailure, Some(prefix)).with_reason(reason);
+    AuditCount { event, first_at: c.first_at, last_at: c.last_at, count: c.count }
 }
 
 #[cfg(test)]
@@ -532,15 +593,62 @@ mod tests {
     }
 
     #[test]
-    fn wrong_secret_is_audited_and_bursts_alert() {
+    fn wrong_secret_is_audited_once_a_minute_and_bursts_alert() {
         let mut g = gate([record(1, &[Scope::Read], None)], 10);
         let row = AuditEvent::new(AuditAction::AuthFailure, Some(prefix(1))).with_reason("wrong_hash");
-        for i in 0..4 {
-            assert_eq!(g.record_auth_failure(prefix(1), NOW + i), vec![Effect::Audit(row.clone())]);
+        assert_eq!(g.record_auth_failure(prefix(1), NOW), vec![Effect::Audit(row.clone())]);
+        let due = AUTH_FAILURE_WINDOW_MS - 1;
+        assert_eq!(g.record_auth_failure(prefix(1), NOW + 1), vec![Effect::Schedule { delay_ms: due }]);
+        for i in 2..4 {
+            assert_eq!(g.record_auth_failure(prefix(1), NOW + i), vec![], "counted, not written");
         }
         let fx = g.record_auth_failure(prefix(1), NOW + 4);
-        assert_eq!(fx[0], Effect::Audit(row));
         assert_eq!(alerts(&fx), vec![AlertKind::AuthFailureBurst]);
+        assert!(audits(&fx).is_empty());
+    }
+
+    fn counts(fx: &[Effect]) -> Vec<&AuditCount> {
+        fx.iter().filter_map(|e| if let Effect::AuditCount(c) = e { Some(c) } else { None }).collect()
+    }
+
+    #[test]
+    fn wrong_secret_flood_is_one_row_per_minute_with_its_count() {
+        let mut g = gate([record(1, &[Scope::Read], None)], 10);
+        let (mut rows, mut effects) = (0, 0);
+        // 2,000 failures over 100 s: two windows, two rows.
+        for i in 0..2_000 {
+            let fx = g.record_auth_failure(prefix(1), NOW + i * 50);
+            rows += audits(&fx).len();
+            effects += fx.len();
+            if i == 1_200 {
+                let row = AuditEvent::new(AuditAction::AuthFailure, Some(prefix(1))).with_reason("wrong_hash");
+                let last = NOW + 1_199 * 50;
+                assert_eq!(counts(&fx), vec![&AuditCount { event: row, first_at: NOW, last_at: last, count: 1_200 }]);
+            }
+        }
+        assert_eq!(rows, 2);
+        assert!(effects <= 10, "bounded work: {effects} effects for 2,000 failures");
+        assert_eq!(g.counts_due_at(NOW), Some(NOW + 1_200 * 50 + AUTH_FAILURE_WINDOW_MS));
+        assert!(g.due_counts(NOW + 1_200 * 50 + AUTH_FAILURE_WINDOW_MS - 1).is_empty());
+        let last = g.due_counts(NOW + 1_200 * 50 + AUTH_FAILURE_WINDOW_MS);
+        assert_eq!(last.iter().map(|c| c.count).collect::<Vec<_>>(), vec![800]);
+        assert_eq!(g.counts_due_at(NOW + 200_000), None);
+        g.requeue_counts(last);
+        assert_eq!(g.counts_due_at(NOW + 200_000), Some(NOW + 200_000), "a failed store is retried");
+        assert_eq!(g.due_counts(NOW + 200_000).len(), 1);
+    }
+
+    #[test]
+    fn dead_key_failures_share_the_tally_per_reason() {
+        let mut revoked = record(1, &[Scope::Read], None);
+        revoked.state.status = KeyStatus::Revoked;
+        let mut g = gate([revoked], 10);
+        let key = verified(1, Scope::Read);
+        let (_, first, _) = g.decide(&ask(&key, None, NOW));
+        let (_, second, _) = g.decide(&ask(&key, None, NOW + 1));
+        assert_eq!((audits(&first).len(), audits(&second).len()), (1, 0));
+        let wrong = g.record_auth_failure(prefix(1), NOW + 2);
+        assert_eq!(audits(&wrong).len(), 1, "another reason, another row");
     }
 
     /// A key for the property test: scopes as bits, revoked, expiry offset.
@@ -566,7 +674,8 @@ mod tests {
     proptest! {
         /// No dead, unknown or unscoped key is ever granted; every refusal is
         /// audited exactly once, except L2 denials inside the key's audit
-        /// minute; a grant is never audited.
+        /// minute and auth failures inside their (prefix, reason) window
+        /// (counted on that window's row); a grant is never audited.
         #[test]
         fn decisions_are_safe_and_refusals_audited(
             keys in proptest::collection::vec(key_spec(), 1..6),
@@ -574,6 +683,7 @@ mod tests {
         ) {
             let mut g = gate(keys.iter().enumerate().map(|(i, spec)| spec_record(i, *spec)), 3);
             let mut last_l2_audit: HashMap<KeyPrefix, i64> = HashMap::new();
+            let mut last_failure_row: HashMap<(KeyPrefix, &'static str), i64> = HashMap::new();
             let mut now = NOW;
             for (k, s, step, o) in requests {
                 now += step;
@@ -594,6 +704,12 @@ mod tests {
                         let due = last_l2_audit.get(&key.prefix).is_none_or(|t| now - t >= L2_AUDIT_EVERY_MS);
                         prop_assert_eq!(rows, usize::from(due));
                         if due { last_l2_audit.insert(key.prefix, now); }
+                    }
+                    Decision::Denied(reason) => {
+                        let k = (key.prefix, reason.reason());
+                        let due = last_failure_row.get(&k).is_none_or(|t| now - t >= AUTH_FAILURE_WINDOW_MS);
+                        prop_assert_eq!(rows, usize::from(due));
+                        if due { last_failure_row.insert(k, now); }
                     }
                     _ => prop_assert_eq!(rows, 1),
                 }

@@ -28,6 +28,10 @@ pub enum AlertKind {
     DeadKeyUsed,
     /// A key in use expires within 7 days.
     KeyExpiring,
+    /// The org's stored interactions reached 80 % of a storage quota.
+    QuotaWarning,
+    /// The org's storage quota is used up, or a write was refused for it.
+    QuotaReached,
 }
 
 impl AlertKind {
@@ -38,6 +42,8 @@ impl AlertKind {
             AlertKind::AuthFailureBurst => "auth_failure_burst",
             AlertKind::DeadKeyUsed => "dead_key_used",
             AlertKind::KeyExpiring => "key_expiring",
+            AlertKind::QuotaWarning => "quota_80",
+            AlertKind::QuotaReached => "quota_reached",
         }
     }
 }
@@ -109,7 +115,7 @@ impl AlertTracker {
         match kind {
             AlertKind::L2LimitRepeated => self.rules.l2_denials,
             AlertKind::AuthFailureBurst => self.rules.auth_failures,
-            AlertKind::DeadKeyUsed | AlertKind::KeyExpiring => 1,
+            AlertKind::DeadKeyUsed | AlertKind::KeyExpiring | AlertKind::QuotaWarning | AlertKind::QuotaReached => 1,
         }
     }
 
@@ -192,6 +198,17 @@ mod tests {
         assert!(t.observe(AlertKind::DeadKeyUsed, "A", 0).is_some());
         assert!(t.observe(AlertKind::DeadKeyUsed, "B", 0).is_some());
         assert!(t.observe(AlertKind::DeadKeyUsed, "A", 10).is_none());
+    }
+
+    #[test]
+    fn quota_alerts_at_once_then_throttled() {
+        let mut t = tracker();
+        let w = t.observe(AlertKind::QuotaWarning, "", 0).unwrap();
+        assert_eq!((w.kind.as_str(), w.prefix.as_str(), w.count), ("quota_80", "", 1));
+        assert!(t.observe(AlertKind::QuotaReached, "", 5).is_some());
+        assert!(t.observe(AlertKind::QuotaReached, "", 10).is_none());
+        assert_eq!(t.observe(AlertKind::QuotaReached, "", 60_005).map(|w| w.count), Some(2));
+        assert_eq!(AlertKind::QuotaReached.as_str(), "quota_reached");
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub mod binding {
     pub const JANITOR: &str = "JANITOR";
     /// The L1 (per client address) rate limiter.
     pub const L1_LIMITER: &str = "L1_LIMITER";
+    /// The second L1 tier: per IPv6 /48 (IPv4 clients have the first only).
+    pub const L1_48_LIMITER: &str = "L1_48_LIMITER";
     /// The current pepper (secrets store).
     pub const PEPPER: &str = "PEPPER";
     /// The previous pepper during a rotation (secrets store).

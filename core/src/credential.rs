@@ -59,6 +59,10 @@ pub fn check(
     let stored = row.and_then(|r| r.digest).unwrap_or(KeyDigest::DUMMY);
     let row_version = row.map_or(peppers.current.version(), |r| r.pepper_version);
     let by_previous = peppers.previous.as_ref().filter(|p| p.version() == row_version);
+    // Re-hash only towards a newer version. While a rotation is announced, the
+    // second pepper is the *next* version (docs/operations.md): rows the next
+    // deployment writes under it verify here and are left as they are.
+    let upgrade = by_previous.filter(|p| p.version() < peppers.current.version());
     let digest = by_previous.unwrap_or(&peppers.current).digest(key);
     let matches = digest.ct_eq(&stored);
     let work = Work { digests: 1, compares: 1 };
@@ -67,7 +71,7 @@ pub fn check(
         (Err(reason), _, _) => Credential::Refused { reason: *reason, prefix: None },
         (Ok(_), None, prefix) => Credential::Refused { reason: AuthFailure::UnknownPrefix, prefix },
         (Ok(_), Some(r), Some(prefix)) if matches => {
-            let rehash = by_previous.map(|_| KeyMaterial {
+            let rehash = upgrade.map(|_| KeyMaterial {
                 prefix,
                 hash: peppers.current.digest(key).to_hex(),
                 pepper_version: peppers.current.version(),
@@ -143,6 +147,10 @@ mod tests {
         let Credential::Verified { rehash: Some(m), .. } = c else { panic!("{c:?}") };
         assert_eq!(m.pepper_version, 2);
         assert_eq!(m.hash, peppers.current.digest(&k).to_hex());
+        let announced = Peppers { current: pepper(1, 1), previous: Some(pepper(2, 2)) };
+        let (c, work) = check(&Ok(k.clone()), Some(&row_for(&k, announced.previous.as_ref().unwrap())), &announced);
+        assert_eq!(c, Credential::Verified { org: org(), prefix: k.prefix(), rehash: None });
+        assert_eq!(work, Work { digests: 1, compares: 1 });
         let retired = Peppers { current: pepper(2, 2), previous: None };
         let (c, _) = check(&Ok(k.clone()), Some(&row_for(&k, peppers.previous.as_ref().unwrap())), &retired);
         assert!(matches!(c, Credential::WrongSecret { .. }));

@@ -31,6 +31,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("rate limited")]
     RateLimited { retry_after_s: u64 },
+    /// The org's stored-data quota would be crossed: the write is refused
+    /// whole. The message names the quotas in force.
+    #[error("quota exceeded ({quota_rows} rows, {quota_bytes} bytes)")]
+    QuotaExceeded { quota_rows: u64, quota_bytes: u64 },
     #[error("internal error: {detail}")]
     Internal { detail: String },
     #[error("unavailable: {detail}")]
@@ -60,6 +64,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             ApiError::Internal { .. } => "INTERNAL",
             ApiError::Unavailable { .. } => "UNAVAILABLE",
         }
@@ -79,6 +84,10 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => "request body must be application/json".into(),
             ApiError::RateLimited { .. } => "rate limit exceeded; retry later".into(),
+            ApiError::QuotaExceeded { quota_rows, quota_bytes } => format!(
+                "the organisation's storage quota ({quota_rows} interactions, {quota_bytes} bytes) would be \
+                 exceeded; nothing was stored. Erase interactions or ask the operator to raise the quota"
+            ),
             ApiError::Internal { .. } => "internal error".into(),
             ApiError::Unavailable { .. } => "service temporarily unavailable; retry later".into(),
         }
@@ -126,6 +135,14 @@ mod tests {
         let e = ApiError::internal("D1_ERROR: secret table name");
         assert!(!e.envelope("r").to_string().contains("D1_ERROR"));
         assert_eq!(e.code(), "INTERNAL");
+    }
+
+    #[test]
+    fn quota_exceeded_envelope_names_the_quota() {
+        let v = ApiError::QuotaExceeded { quota_rows: 10, quota_bytes: 2048 }.envelope("r");
+        assert_eq!(v["error"]["code"], "QUOTA_EXCEEDED");
+        assert_eq!(v["error"].get("details"), None);
+        assert!(v["error"]["message"].as_str().unwrap().contains("10 interactions, 2048 bytes"));
     }
 
     #[test]

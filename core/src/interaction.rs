@@ -1,5 +1,6 @@
-//! Interactions: validating what clients send (every problem reported with its
-//! field, and its item index in a batch) and the shape the API returns.
+//! Interactions: validating what clients send (each problem reported with its
+//! field, and its item index in a batch; at most twenty kept, every one
+//! counted: see `field_errors`) and the shape the API returns.
 
 use crate::timefmt::{parse_rfc3339, rfc3339};
 use serde::{Deserialize, Serialize};
@@ -35,20 +36,7 @@ pub struct NewInteraction {
     pub idempotency_key: Option<String>,
 }
 
-/// One validation problem.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
-        Self { index: None, field: field.into(), message: message.into() }
-    }
-}
+pub use crate::field_errors::{FieldError, FieldErrors, MAX_FIELD_ERRORS};
 
 /// Checks an idempotency key (also used for the `Idempotency-Key` header).
 pub fn check_idempotency_key(k: &str) -> Result<(), String> {
@@ -79,139 +67,161 @@ fn check_type(t: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn opt_string(
-    obj: &Map<String, Value>,
-    field: &str,
-    max_chars: Option<usize>,
-    errs: &mut Vec<FieldError>,
-) -> Option<String> {
+fn opt_string(obj: &Map<String, Value>, field: &str, max_chars: Option<usize>, at: &mut At<'_>) -> Option<String> {
     match obj.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
-            if max_chars.is_some_and(|m| s.chars().count() > m) {
-                errs.push(FieldError::new(field, format!("must be at most {} characters", max_chars.unwrap_or(0))));
+            if let Some(m) = max_chars.filter(|m| s.chars().count() > *m) {
+                at.push(field, format!("must be at most {m} characters"));
             }
             Some(s.clone())
         }
         Some(_) => {
-            errs.push(FieldError::new(field, "must be a string"));
+            at.push(field, "must be a string");
             None
         }
+    }
+}
+
+/// The collector, with the batch index (if any) of the item being checked.
+struct At<'a> {
+    errs: &'a mut FieldErrors,
+    index: Option<usize>,
+}
+
+impl At<'_> {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.errs.push_at(self.index, field, message);
     }
 }
 
 /// Validates one interaction object at `now_ms`.
-pub fn validate(value: &Value, now_ms: i64) -> Result<NewInteraction, Vec<FieldError>> {
-    let Some(obj) = value.as_object() else {
-        return Err(vec![FieldError::new("", "must be a JSON object")]);
-    };
-    let mut errs: Vec<FieldError> =
-        obj.keys().filter(|k| !FIELDS.contains(&k.as_str())).map(|k| FieldError::new(k, "unknown field")).collect();
+pub fn validate(value: &Value, now_ms: i64) -> Result<NewInteraction, FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let item = check_item(value, now_ms, &mut At { errs: &mut errs, index: None });
+    match item {
+        Some(v) if errs.is_empty() => Ok(v),
+        _ => Err(errs),
+    }
+}
 
-    let kind = match obj.get("type") {
+fn check_kind(obj: &Map<String, Value>, at: &mut At<'_>) -> String {
+    match obj.get("type") {
         Some(Value::String(t)) => {
             if let Err(m) = check_type(t) {
-                errs.push(FieldError::new("type", m));
+                at.push("type", m);
             }
             t.clone()
         }
         None | Some(Value::Null) => {
-            errs.push(FieldError::new("type", "is required"));
+            at.push("type", "is required");
             String::new()
         }
         Some(_) => {
-            errs.push(FieldError::new("type", "must be a string"));
+            at.push("type", "must be a string");
             String::new()
         }
-    };
-    let occurred_at = match obj.get("occurred_at") {
+    }
+}
+
+fn check_occurred_at(obj: &Map<String, Value>, now_ms: i64, at: &mut At<'_>) -> i64 {
+    match obj.get("occurred_at") {
         None | Some(Value::Null) => now_ms,
         Some(Value::String(s)) => match parse_rfc3339(s) {
             Some(t) if t > now_ms + MAX_FUTURE_SKEW_MS => {
-                errs.push(FieldError::new("occurred_at", "must not be more than 5 minutes in the future"));
+                at.push("occurred_at", "must not be more than 5 minutes in the future");
                 t
             }
             Some(t) if t < 0 => {
-                errs.push(FieldError::new("occurred_at", "must not be before 1970-01-01T00:00:00Z"));
+                at.push("occurred_at", "must not be before 1970-01-01T00:00:00Z");
                 t
             }
             Some(t) => t,
             None => {
-                errs.push(FieldError::new("occurred_at", "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"));
+                at.push("occurred_at", "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z");
                 now_ms
             }
         },
         Some(_) => {
-            errs.push(FieldError::new("occurred_at", "must be an RFC 3339 date-time string"));
+            at.push("occurred_at", "must be an RFC 3339 date-time string");
             now_ms
         }
+    }
+}
+
+/// Checks one item, recording its problems in `at`; the item when it has none
+/// of its own (problems recorded before it do not count).
+fn check_item(value: &Value, now_ms: i64, at: &mut At<'_>) -> Option<NewInteraction> {
+    let Some(obj) = value.as_object() else {
+        at.push("", "must be a JSON object");
+        return None;
     };
-    let actor = opt_string(obj, "actor", Some(MAX_LABEL_LEN), &mut errs);
-    let session = opt_string(obj, "session", Some(MAX_LABEL_LEN), &mut errs);
-    let content = opt_string(obj, "content", None, &mut errs);
+    let before = at.errs.total();
+    for k in obj.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        at.push(k, "unknown field");
+    }
+    let kind = check_kind(obj, at);
+    let occurred_at = check_occurred_at(obj, now_ms, at);
+    let actor = opt_string(obj, "actor", Some(MAX_LABEL_LEN), at);
+    let session = opt_string(obj, "session", Some(MAX_LABEL_LEN), at);
+    let content = opt_string(obj, "content", None, at);
     let metadata = match obj.get("metadata") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m.clone()),
         Some(_) => {
-            errs.push(FieldError::new("metadata", "must be a JSON object"));
+            at.push("metadata", "must be a JSON object");
             None
         }
     };
-    let idempotency_key = opt_string(obj, "idempotency_key", None, &mut errs);
+    let idempotency_key = opt_string(obj, "idempotency_key", None, at);
     if let Some(k) = &idempotency_key {
         if let Err(m) = check_idempotency_key(k) {
-            errs.push(FieldError::new("idempotency_key", m));
+            at.push("idempotency_key", m);
         }
     }
-    if errs.is_empty() {
-        Ok(NewInteraction { kind, occurred_at, actor, session, content, metadata, idempotency_key })
-    } else {
-        Err(errs)
-    }
+    (at.errs.total() == before).then_some(NewInteraction {
+        kind,
+        occurred_at,
+        actor,
+        session,
+        content,
+        metadata,
+        idempotency_key,
+    })
 }
 
 /// Validates a batch body `{"interactions":[…]}`: all items or none.
-pub fn validate_batch(value: &Value, now_ms: i64) -> Result<Vec<NewInteraction>, Vec<FieldError>> {
+pub fn validate_batch(value: &Value, now_ms: i64) -> Result<Vec<NewInteraction>, FieldErrors> {
     let Some(obj) = value.as_object() else {
-        return Err(vec![FieldError::new("", "must be a JSON object with an \"interactions\" array")]);
+        return Err(FieldErrors::one("", "must be a JSON object with an \"interactions\" array"));
     };
     if let Some(k) = obj.keys().find(|k| k.as_str() != "interactions") {
-        return Err(vec![FieldError::new(k, "unknown field")]);
+        return Err(FieldErrors::one(k, "unknown field"));
     }
     let Some(items) = obj.get("interactions").and_then(Value::as_array) else {
-        return Err(vec![FieldError::new("interactions", "is required and must be an array")]);
+        return Err(FieldErrors::one("interactions", "is required and must be an array"));
     };
     if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
-        return Err(vec![FieldError::new(
+        return Err(FieldErrors::one(
             "interactions",
             format!("must hold 1-{MAX_BATCH_ITEMS} items (got {})", items.len()),
-        )]);
+        ));
     }
     let mut out = Vec::with_capacity(items.len());
-    let mut errs = Vec::new();
+    let mut errs = FieldErrors::new();
     let mut seen_keys = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        match validate(item, now_ms) {
-            Ok(v) => {
-                if let Some(k) = &v.idempotency_key {
-                    if let Some(first) = seen_keys.insert(k.clone(), i) {
-                        errs.push(FieldError {
-                            index: Some(i),
-                            field: "idempotency_key".into(),
-                            message: format!("duplicates item {first} of this batch"),
-                        });
-                    }
+        let mut at = At { errs: &mut errs, index: Some(i) };
+        if let Some(v) = check_item(item, now_ms, &mut at) {
+            if let Some(k) = &v.idempotency_key {
+                if let Some(first) = seen_keys.insert(k.clone(), i) {
+                    at.push("idempotency_key", format!("duplicates item {first} of this batch"));
                 }
-                out.push(v);
             }
-            Err(es) => errs.extend(es.into_iter().map(|e| FieldError { index: Some(i), ..e })),
+            out.push(v);
         }
     }
-    if errs.is_empty() {
-        Ok(out)
-    } else {
-        Err(errs)
-    }
+    errs.into_result(out)
 }
 
 /// Parses a JSON request body, with a 400 that says where it broke.
@@ -223,9 +233,10 @@ pub fn parse_json_body(bytes: &[u8]) -> Result<Value, crate::ApiError> {
         .map_err(|e| crate::ApiError::validation(format!("request body is not valid JSON: {e}")))
 }
 
-/// The 400 for field problems: a summary as the message, every problem in `details`.
-pub fn validation_error(errs: Vec<FieldError>) -> crate::ApiError {
-    crate::ApiError::Validation { message: summary(&errs), details: serde_json::to_value(&errs).ok() }
+/// The 400 for field problems: a summary as the message (with the count of
+/// every problem), at most [`MAX_FIELD_ERRORS`] of them in `details`.
+pub fn validation_error(errs: FieldErrors) -> crate::ApiError {
+    crate::ApiError::Validation { message: summary(&errs), details: serde_json::to_value(errs.kept()).ok() }
 }
 
 /// A batch body as the client sent it, parsed and validated in one pass.
@@ -233,16 +244,24 @@ pub fn parse_batch(bytes: &[u8], now_ms: i64) -> Result<Vec<NewInteraction>, cra
     validate_batch(&parse_json_body(bytes)?, now_ms).map_err(validation_error)
 }
 
-/// Summarises field errors for the envelope's `message`.
-pub fn summary(errs: &[FieldError]) -> String {
-    let first = errs.first().map_or_else(String::new, |e| match e.index {
+/// Summarises field errors for the envelope's `message`: the first problem,
+/// how many more there are, and (when some were left out of `details`) how
+/// many `details` lists.
+pub fn summary(errs: &FieldErrors) -> String {
+    let first = errs.kept().first().map_or_else(String::new, |e| match e.index {
         Some(i) => format!("interactions[{i}].{}: {}", e.field, e.message),
         None if e.field.is_empty() => format!("body {}", e.message),
         None => format!("{}: {}", e.field, e.message),
     });
-    match errs.len() {
-        0 | 1 => first,
-        n => format!("{first} (and {} more problem{})", n - 1, if n == 2 { "" } else { "s" }),
+    let more = match errs.total() {
+        0 | 1 => return first,
+        2 => "1 more problem".to_string(),
+        n => format!("{} more problems", n - 1),
+    };
+    if errs.dropped() == 0 {
+        format!("{first} (and {more})")
+    } else {
+        format!("{first} (and {more}; details lists the first {})", errs.kept().len())
     }
 }
 
@@ -300,7 +319,7 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
-    fn fields(e: &[FieldError]) -> Vec<&str> {
+    fn fields(e: &FieldErrors) -> Vec<&str> {
         e.iter().map(|x| x.field.as_str()).collect()
     }
 
@@ -388,12 +407,51 @@ mod tests {
         let item = json!({"type": "t"});
         assert_eq!(validate_batch(&json!({"interactions": vec![item.clone(); 100]}), NOW).unwrap().len(), 100);
         let e = validate_batch(&json!({"interactions": vec![item.clone(); 101]}), NOW).unwrap_err();
-        assert!(e[0].message.contains("1-100"));
+        assert!(e.kept()[0].message.contains("1-100"));
         assert!(validate_batch(&json!({"interactions": []}), NOW).is_err());
         assert!(validate_batch(&json!({"items": []}), NOW).is_err());
         let e = validate_batch(&json!({"interactions": [item, {"type": 1}, {"type": "t", "idempotency_key": "a"}, {"type": "t", "idempotency_key": "a"}]}), NOW).unwrap_err();
         assert_eq!(e.iter().map(|x| x.index).collect::<Vec<_>>(), vec![Some(1), Some(3)]);
         assert!(summary(&e).starts_with("interactions[1].type"));
+    }
+
+    /// A batch whose items carry `unknown` unknown fields each (and a valid type).
+    fn batch_of_unknown_fields(items: usize, unknown: usize) -> Value {
+        let mut item = Map::new();
+        item.insert("type".into(), json!("t"));
+        for f in 0..unknown {
+            item.insert(format!("f{f}"), Value::Null);
+        }
+        json!({ "interactions": vec![Value::Object(item); items] })
+    }
+
+    #[test]
+    fn a_batch_of_a_million_unknown_fields_gives_twenty_details_and_the_count() {
+        let e = validate_batch(&batch_of_unknown_fields(100, 10_000), NOW).unwrap_err();
+        assert_eq!(e.total(), 1_000_000);
+        assert_eq!(e.kept().len(), MAX_FIELD_ERRORS);
+        let err = validation_error(e);
+        let body = err.envelope("r").to_string();
+        assert!(body.len() < 4096, "{} bytes", body.len());
+        assert_eq!(err.envelope("r")["error"]["details"].as_array().map(Vec::len), Some(MAX_FIELD_ERRORS));
+        let msg = err.public_message();
+        assert!(msg.contains("(and 999999 more problems; details lists the first 20)"), "{msg}");
+    }
+
+    #[test]
+    fn long_unknown_field_names_are_clipped() {
+        let name = "n".repeat(1024 * 1024);
+        let e = validate(&json!({"type": "t", name.clone(): 1}), NOW).unwrap_err();
+        let body = validation_error(e).envelope("r").to_string();
+        assert!(body.len() < 1024, "{} bytes", body.len());
+        assert!(body.contains(&format!("{}…", "n".repeat(crate::field_errors::MAX_FIELD_NAME_CHARS))));
+    }
+
+    #[test]
+    fn summary_counts_without_a_note_when_nothing_is_left_out() {
+        let e = validate(&json!({"a": 1, "b": 2}), NOW).unwrap_err();
+        assert_eq!(e.total(), 3);
+        assert_eq!(summary(&e), "a: unknown field (and 2 more problems)");
     }
 
     proptest! {
@@ -402,6 +460,24 @@ mod tests {
             if let Ok(v) = serde_json::from_str::<Value>(&s) {
                 let _ = validate(&v, NOW);
                 let _ = validate_batch(&v, NOW);
+            }
+        }
+
+        #[test]
+        fn details_never_exceed_the_bound(items in 1usize..=MAX_BATCH_ITEMS, unknown in 0usize..40, bad_type in any::<bool>()) {
+            let mut batch = batch_of_unknown_fields(items, unknown);
+            if bad_type {
+                batch["interactions"][0]["type"] = json!(1);
+            }
+            let expected = items * unknown + usize::from(bad_type);
+            match validate_batch(&batch, NOW) {
+                Ok(v) => prop_assert_eq!((v.len(), expected), (items, 0)),
+                Err(e) => {
+                    prop_assert_eq!(e.total(), expected);
+                    let env = validation_error(e).envelope("r");
+                    let details = env["error"]["details"].as_array().map_or(0, Vec::len);
+                    prop_assert!(details <= MAX_FIELD_ERRORS && details == expected.min(MAX_FIELD_ERRORS));
+                }
             }
         }
 

@@ -1,6 +1,12 @@
 //! The org's API keys as one value: which key may act at a given instant, and
 //! the rules for revoking, rotating and listing keys. The actor stores each
 //! change in D1 and applies it here; nothing in this module does I/O.
+//!
+//! A key that has been rotated (its `replaced_by` is set) is a *predecessor*:
+//! it keeps working for its grace period, but it may not create, revoke or
+//! rotate keys, and it does not count as the other admin key that lets an
+//! admin key be revoked. So rotating a leaked admin key contains it: the old
+//! key cannot undo the rotation or revoke its successor.
 
 use crate::auth::{Access, AuthFailure, KeyStatus};
 use crate::error::ApiError;
@@ -17,6 +23,10 @@ pub const LAST_LIVE_ADMIN_MESSAGE: &str =
     "this is the org's last active admin key; create or rotate to another admin key before revoking it";
 /// Conflict message when a key that is not live would be rotated.
 pub const NOT_LIVE_MESSAGE: &str = "only an active key can be rotated";
+/// Conflict message when a key that has been rotated would be rotated again.
+pub const ROTATED_ALREADY_MESSAGE: &str = "this key has been rotated already; rotate its successor";
+/// Refusal message when a key in its rotation grace period would manage keys.
+pub const PREDECESSOR_MESSAGE: &str = "a key in its rotation grace period cannot manage keys; use its successor";
 
 /// Why a key management operation is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,13 +40,23 @@ pub enum KeyRingError {
     /// Only a live key (active, not expired) can be rotated.
     #[error("{NOT_LIVE_MESSAGE}")]
     NotLive,
+    /// The key has been rotated already: a second successor would copy its
+    /// grace-shortened expiry and could stand in for the real successor.
+    #[error("{ROTATED_ALREADY_MESSAGE}")]
+    RotatedAlready,
+    /// The caller has been rotated out: it may not create, revoke or rotate keys.
+    #[error("{PREDECESSOR_MESSAGE}")]
+    Predecessor,
 }
 
 impl From<KeyRingError> for ApiError {
     fn from(e: KeyRingError) -> Self {
         match e {
             KeyRingError::NotFound => ApiError::NotFound,
-            KeyRingError::LastLiveAdmin | KeyRingError::NotLive => ApiError::Conflict { message: e.to_string() },
+            KeyRingError::LastLiveAdmin | KeyRingError::NotLive | KeyRingError::RotatedAlready => {
+                ApiError::Conflict { message: e.to_string() }
+            }
+            KeyRingError::Predecessor => ApiError::Forbidden { message: e.to_string() },
         }
     }
 }
@@ -101,6 +121,16 @@ fn is_live_admin(record: &KeyRecord, now_ms: i64) -> bool {
     record.is_live(now_ms) && record.state.scopes.contains(Scope::Admin)
 }
 
+/// Whether `record` has been rotated out (it names a successor).
+fn is_predecessor(record: &KeyRecord) -> bool {
+    record.replaced_by.is_some()
+}
+
+/// A live admin key that has not been rotated out: one that can manage keys.
+fn is_managing_admin(record: &KeyRecord, now_ms: i64) -> bool {
+    is_live_admin(record, now_ms) && !is_predecessor(record)
+}
+
 /// Every key of one org, by prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRing {
@@ -156,8 +186,35 @@ impl KeyRing {
         self.keys.insert(record.state.prefix, record);
     }
 
+    /// Merges a snapshot read from storage: adds the records of prefixes this
+    /// ring does not hold (keys made behind the actor's back, such as by the
+    /// operator command) and keeps every record it holds as it is. The
+    /// actor's own records are never older than a snapshot, which may have
+    /// been read before a revocation, rotation or use it has applied since.
+    /// Returns how many records were added.
+    pub fn adopt_unknown(&mut self, stored: KeyRing) -> usize {
+        let before = self.keys.len();
+        for (prefix, record) in stored.keys {
+            self.keys.entry(prefix).or_insert(record);
+        }
+        self.keys.len() - before
+    }
+
+    /// Whether the key `caller` may create, revoke or rotate keys: a key that
+    /// has been rotated out may not, even during its grace period (it can
+    /// still read). An unknown caller is [`KeyRingError::NotFound`].
+    pub fn may_manage_keys(&self, caller: &KeyPrefix) -> Result<(), KeyRingError> {
+        let record = self.keys.get(caller).ok_or(KeyRingError::NotFound)?;
+        if is_predecessor(record) {
+            return Err(KeyRingError::Predecessor);
+        }
+        Ok(())
+    }
+
     /// Decides a revocation at `now_ms`. A revoked key is answered as it is;
-    /// a live admin key may only go while another live admin key remains.
+    /// a live admin key may only go while another live admin key remains
+    /// that has not been rotated out (a predecessor in its grace period does
+    /// not count: it cannot manage keys and its life is short).
     pub fn plan_revoke(&self, prefix: &KeyPrefix, now_ms: i64) -> Result<Revocation, KeyRingError> {
         let record = self.keys.get(prefix).ok_or(KeyRingError::NotFound)?;
         if record.state.status == KeyStatus::Revoked {
@@ -177,11 +234,14 @@ impl KeyRing {
     }
 
     /// Decides a rotation of `prefix` with `grace_ms` at `now_ms`: only a
-    /// live key can be rotated.
+    /// live key that has not been rotated yet can be rotated.
     pub fn plan_rotation(&self, prefix: &KeyPrefix, grace_ms: i64, now_ms: i64) -> Result<Rotation, KeyRingError> {
         let old = self.keys.get(prefix).ok_or(KeyRingError::NotFound)?;
         if !old.is_live(now_ms) {
             return Err(KeyRingError::NotLive);
+        }
+        if is_predecessor(old) {
+            return Err(KeyRingError::RotatedAlready);
         }
         Ok(Rotation {
             old_expiry: rotated_expiry(old.state.expires_at, now_ms, grace_ms),
@@ -190,6 +250,26 @@ impl KeyRing {
             expires_at: old.state.expires_at,
             old: old.clone(),
         })
+    }
+
+    /// Marks the old key of a planned rotation as replaced by `successor`
+    /// before the rotation is stored: from then on it is a predecessor, so
+    /// neither a call made with it nor a second rotation of it can slip in
+    /// while the write is in flight. Its expiry is shortened only once stored.
+    pub fn begin_rotation(&mut self, rotation: &Rotation, successor: KeyPrefix) {
+        if let Some(old) = self.keys.get_mut(&rotation.old.state.prefix) {
+            old.replaced_by = Some(successor.to_string());
+        }
+    }
+
+    /// Undoes [`KeyRing::begin_rotation`] when the write failed, keeping
+    /// any other change made meanwhile (such as a revocation).
+    pub fn abandon_rotation(&mut self, rotation: &Rotation, successor: KeyPrefix) {
+        if let Some(old) = self.keys.get_mut(&rotation.old.state.prefix) {
+            if old.replaced_by.as_deref() == Some(successor.as_str()) {
+                old.replaced_by.clone_from(&rotation.old.replaced_by);
+            }
+        }
     }
 
     /// Records a stored rotation: adds `successor` and shortens the old key,
@@ -231,10 +311,11 @@ impl KeyRing {
             .collect()
     }
 
-    /// Whether `target` is a live admin key and no other key is.
+    /// Whether `target` is a live admin key and no other key is a live admin
+    /// key that can manage keys (predecessors are not counted).
     fn is_last_live_admin(&self, target: &KeyRecord, now_ms: i64) -> bool {
         is_live_admin(target, now_ms)
-            && !self.keys.values().any(|k| k.state.prefix != target.state.prefix && is_live_admin(k, now_ms))
+            && !self.keys.values().any(|k| k.state.prefix != target.state.prefix && is_managing_admin(k, now_ms))
     }
 }
 
@@ -314,6 +395,98 @@ mod tests {
             ApiError::from(KeyRingError::NotLive),
             ApiError::Conflict { message: "only an active key can be rotated".into() }
         );
+        assert_eq!(
+            ApiError::from(KeyRingError::RotatedAlready),
+            ApiError::Conflict { message: "this key has been rotated already; rotate its successor".into() }
+        );
+        assert_eq!(
+            ApiError::from(KeyRingError::Predecessor),
+            ApiError::Forbidden {
+                message: "a key in its rotation grace period cannot manage keys; use its successor".into()
+            }
+        );
+    }
+
+    /// Rotates `old` to `new` with `grace_ms` at `NOW`.
+    fn rotate(ring: &mut KeyRing, old: usize, new: usize, grace_ms: i64) {
+        let plan = ring.plan_rotation(&prefix(old), grace_ms, NOW).unwrap();
+        ring.apply_rotation(&plan, plan.successor(prefix(new), NOW), NOW);
+    }
+
+    #[test]
+    fn a_predecessor_cannot_manage_keys_but_can_act() {
+        let mut ring = KeyRing::new([admin(1), key(2, &[Scope::Read], None)]);
+        assert_eq!(ring.may_manage_keys(&prefix(1)), Ok(()));
+        rotate(&mut ring, 1, 3, 60_000);
+        assert_eq!(ring.may_manage_keys(&prefix(1)), Err(KeyRingError::Predecessor));
+        assert_eq!(ring.may_manage_keys(&prefix(3)), Ok(()));
+        assert_eq!(ring.may_manage_keys(&prefix(2)), Ok(()), "never rotated");
+        assert_eq!(ring.may_manage_keys(&prefix(9)), Err(KeyRingError::NotFound));
+        // Still live during its grace period.
+        assert_eq!(ring.access(&prefix(1), Scope::Admin, NOW + 59_999), Access::Granted);
+    }
+
+    #[test]
+    fn a_key_in_grace_is_not_rotated_again() {
+        let mut ring = KeyRing::new([admin(1), admin(2)]);
+        rotate(&mut ring, 1, 3, 60_000);
+        // A second successor would copy the grace-shortened expiry, count as
+        // the other admin while the real successor is revoked, then expire.
+        assert_eq!(ring.plan_rotation(&prefix(1), 0, NOW), Err(KeyRingError::RotatedAlready));
+        assert!(ring.plan_rotation(&prefix(3), 0, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_rotation_in_flight_already_makes_a_predecessor() {
+        let mut ring = KeyRing::new([admin(1), admin(2)]);
+        let plan = ring.plan_rotation(&prefix(1), 60_000, NOW).unwrap();
+        ring.begin_rotation(&plan, prefix(3));
+        assert_eq!(ring.may_manage_keys(&prefix(1)), Err(KeyRingError::Predecessor));
+        assert_eq!(ring.plan_rotation(&prefix(1), 0, NOW), Err(KeyRingError::RotatedAlready));
+        assert_eq!(ring.plan_revoke(&prefix(2), NOW), Err(KeyRingError::LastLiveAdmin), "not counted meanwhile");
+        // The write failed: back as it was, but a revocation made meanwhile stays.
+        ring.apply_revoke(&prefix(1), NOW);
+        ring.abandon_rotation(&plan, prefix(3));
+        let old = ring.get(&prefix(1)).unwrap();
+        assert_eq!((old.replaced_by.as_deref(), old.state.status), (None, KeyStatus::Revoked));
+        // Stored: as if applied at once.
+        let mut ring = KeyRing::new([admin(1), admin(2)]);
+        let plan = ring.plan_rotation(&prefix(1), 60_000, NOW).unwrap();
+        ring.begin_rotation(&plan, prefix(3));
+        ring.apply_rotation(&plan, plan.successor(prefix(3), NOW), NOW);
+        assert_eq!(ring.get(&prefix(1)), Some(&plan.retired(prefix(3))));
+        assert_eq!(ring.may_manage_keys(&prefix(3)), Ok(()));
+    }
+
+    #[test]
+    fn a_predecessor_is_not_the_other_admin() {
+        let mut ring = KeyRing::new([admin(1)]);
+        rotate(&mut ring, 1, 2, 60_000);
+        assert!(ring.get(&prefix(1)).unwrap().is_live(NOW), "in grace");
+        assert_eq!(ring.plan_revoke(&prefix(2), NOW), Err(KeyRingError::LastLiveAdmin));
+        // The predecessor itself may go: its successor remains.
+        assert!(matches!(ring.plan_revoke(&prefix(1), NOW), Ok(Revocation::Revoke(_))));
+        ring.insert(admin(3));
+        assert!(matches!(ring.plan_revoke(&prefix(2), NOW), Ok(Revocation::Revoke(_))));
+    }
+
+    #[test]
+    fn adopting_a_snapshot_keeps_what_the_ring_changed_since() {
+        let mut ring = KeyRing::new([admin(1), key(2, &[Scope::Read], None), admin(3)]);
+        // Read from storage before the changes below, with a key the operator made.
+        let mut snapshot = ring.clone();
+        snapshot.insert(key(4, &[Scope::Ingest], None));
+        ring.apply_revoke(&prefix(2), NOW);
+        rotate(&mut ring, 3, 5, 1_000);
+        ring.note_used(&prefix(1), NOW);
+        let before = ring.clone();
+        assert_eq!(ring.adopt_unknown(snapshot), 1);
+        assert_eq!(ring.get(&prefix(2)).unwrap().state.status, KeyStatus::Revoked);
+        assert_eq!(ring.get(&prefix(3)), before.get(&prefix(3)), "still rotated");
+        assert_eq!(ring.get(&prefix(1)).unwrap().last_used_at, Some(NOW));
+        assert_eq!(ring.get(&prefix(4)), Some(&key(4, &[Scope::Ingest], None)));
+        assert!(ring.contains(&prefix(5)), "a successor the snapshot misses stays");
+        assert_eq!(ring.len(), 5);
     }
 
     #[test]
@@ -431,8 +604,8 @@ mod tests {
             if let Ok(Revocation::Revoke(record)) = self.ring.plan_revoke(&p, self.now) {
                 if is_live_admin(&record, self.now) {
                     let others =
-                        self.ring.records().filter(|k| k.state.prefix != p && is_live_admin(k, self.now)).count();
-                    prop_assert!(others > 0, "the last live admin key was cleared for revocation");
+                        self.ring.records().filter(|k| k.state.prefix != p && is_managing_admin(k, self.now)).count();
+                    prop_assert!(others > 0, "the last live successor admin key was cleared for revocation");
                 }
                 self.ring.apply_revoke(&p, self.now);
             }
@@ -443,6 +616,13 @@ mod tests {
             let before = self.ring.get(&p).and_then(|k| k.state.expires_at);
             if let Ok(plan) = self.ring.plan_rotation(&p, grace_ms, self.now) {
                 let successor = plan.successor(self.mint(), self.now);
+                self.ring.begin_rotation(&plan, successor.state.prefix);
+                if grace_ms % 7 == 0 {
+                    // The write failed: nothing changes.
+                    self.ring.abandon_rotation(&plan, successor.state.prefix);
+                    prop_assert_eq!(self.ring.get(&p), Some(&plan.old));
+                    return Ok(());
+                }
                 self.ring.apply_rotation(&plan, successor, self.now);
                 let after = self.ring.get(&p).and_then(|k| k.state.expires_at);
                 prop_assert!(after.is_some());
@@ -468,8 +648,28 @@ mod tests {
                 let text = serde_json::to_string(v).unwrap();
                 prop_assert!(!text.contains("hash") && !text.contains("pepper"), "{}", text);
             }
+            for k in self.ring.records() {
+                let expected = if k.replaced_by.is_some() { Err(KeyRingError::Predecessor) } else { Ok(()) };
+                prop_assert_eq!(self.ring.may_manage_keys(&k.state.prefix), expected);
+            }
             Ok(())
         }
+
+        fn has_managing_admin(&self) -> bool {
+            self.ring.records().any(|k| is_managing_admin(k, self.now))
+        }
+    }
+
+    fn world() -> World {
+        World { ring: KeyRing::default(), made: Vec::new(), now: NOW }
+    }
+
+    /// Keys made without an expiry, so only revocation and rotation end them.
+    fn op_without_expiry() -> impl Strategy<Value = Op> {
+        op().prop_map(|o| match o {
+            Op::Create { scopes, .. } => Op::Create { scopes, expires_in: None },
+            other => other,
+        })
     }
 
     proptest! {
@@ -478,11 +678,57 @@ mod tests {
         /// lengthens a key's life, and listings are ordered and hash-free.
         #[test]
         fn key_operations_keep_the_ring_invariants(ops in proptest::collection::vec(op(), 1..60)) {
-            let mut world = World { ring: KeyRing::default(), made: Vec::new(), now: NOW };
+            let mut world = world();
             for op in &ops {
                 world.step(op)?;
                 world.check()?;
             }
+        }
+
+        /// Whatever is revoked or rotated, and however much time passes, an
+        /// org whose keys do not expire keeps a live admin key that may manage
+        /// keys: a predecessor never stands in for the last successor.
+        #[test]
+        fn a_managing_admin_always_remains(ops in proptest::collection::vec(op_without_expiry(), 1..60)) {
+            let mut world = world();
+            let first = world.mint();
+            world.ring.insert(KeyRecord::new_active(first, "k".into(), scopes(&[Scope::Admin]), None, NOW));
+            for op in &ops {
+                world.step(op)?;
+                world.check()?;
+                prop_assert!(world.has_managing_admin(), "no admin key left that may manage keys after {:?}", op);
+            }
+        }
+
+        /// A snapshot read at any moment, merged at any later moment, adds the
+        /// keys made behind the ring's back and changes no record the ring holds.
+        #[test]
+        fn adopting_a_snapshot_never_replaces_a_known_record(
+            before in proptest::collection::vec(op(), 0..30),
+            after in proptest::collection::vec(op(), 0..30),
+            foreign in proptest::collection::vec(0u8..8, 0..4),
+        ) {
+            let mut world = world();
+            for op in &before {
+                world.step(op)?;
+            }
+            let mut snapshot = world.ring.clone();
+            for (i, bits) in foreign.iter().enumerate() {
+                snapshot.insert(KeyRecord::new_active(prefix(500 + i), "op".into(), scope_set(*bits), None, world.now));
+            }
+            for op in &after {
+                world.step(op)?;
+            }
+            let held = world.ring.clone();
+            prop_assert_eq!(world.ring.adopt_unknown(snapshot.clone()), foreign.len());
+            for k in held.records() {
+                prop_assert_eq!(world.ring.get(&k.state.prefix), Some(k));
+            }
+            for k in snapshot.records().filter(|k| !held.contains(&k.state.prefix)) {
+                prop_assert_eq!(world.ring.get(&k.state.prefix), Some(k));
+            }
+            prop_assert_eq!(world.ring.len(), held.len() + foreign.len());
+            world.check()?;
         }
 
         /// Revocations alone never take away the org's last live admin key.

@@ -2,6 +2,7 @@
 //! listed. Key material is minted by the front Worker; the actor stores it.
 
 use crate::auth::{KeyState, KeyStatus};
+use crate::field_errors::FieldErrors;
 use crate::key::KeyPrefix;
 use crate::scope::{Scope, Scopes};
 use crate::timefmt::{parse_rfc3339, rfc3339};
@@ -52,22 +53,22 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Validates `POST /v1/keys` at `now_ms`: `{name, scopes, expires_at?}`.
-pub fn parse_key_request(v: &Value, now_ms: i64) -> Result<KeyRequest, Vec<(String, String)>> {
-    let Some(obj) = v.as_object() else { return Err(vec![field_err("", "must be a JSON object")]) };
-    let mut errs: Vec<(String, String)> = obj
-        .keys()
-        .filter(|k| !["name", "scopes", "expires_at"].contains(&k.as_str()))
-        .map(|k| field_err(k, "unknown field"))
-        .collect();
+/// Problems are collected with a bound (see [`FieldErrors`]).
+pub fn parse_key_request(v: &Value, now_ms: i64) -> Result<KeyRequest, FieldErrors> {
+    let Some(obj) = v.as_object() else { return Err(FieldErrors::one("", "must be a JSON object")) };
+    let mut errs = FieldErrors::new();
+    for k in obj.keys().filter(|k| !["name", "scopes", "expires_at"].contains(&k.as_str())) {
+        errs.push(k, "unknown field");
+    }
     let name = match obj.get("name") {
         Some(Value::String(s)) => {
             if let Err(m) = check_name(s) {
-                errs.push((String::from("name"), m));
+                errs.push("name", m);
             }
             s.clone()
         }
         _ => {
-            errs.push(field_err("name", "is required and must be a string"));
+            errs.push("name", "is required and must be a string");
             String::new()
         }
     };
@@ -77,35 +78,31 @@ pub fn parse_key_request(v: &Value, now_ms: i64) -> Result<KeyRequest, Vec<(Stri
             for s in list {
                 match s.as_str().and_then(Scope::parse) {
                     Some(x) => scopes = scopes.iter().chain([x]).collect(),
-                    None => errs.push(field_err("scopes", "each scope must be one of ingest, read, admin")),
+                    None => errs.push("scopes", "each scope must be one of ingest, read, admin"),
                 }
             }
         }
-        _ => errs.push(field_err("scopes", "is required: a non-empty array of ingest, read, admin")),
+        _ => errs.push("scopes", "is required: a non-empty array of ingest, read, admin"),
     }
     let expires_at = match obj.get("expires_at") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match parse_rfc3339(s) {
             Some(t) if t > now_ms => Some(t),
             Some(_) => {
-                errs.push(field_err("expires_at", "must be in the future"));
+                errs.push("expires_at", "must be in the future");
                 None
             }
             None => {
-                errs.push(field_err("expires_at", "must be an RFC 3339 date-time"));
+                errs.push("expires_at", "must be an RFC 3339 date-time");
                 None
             }
         },
         Some(_) => {
-            errs.push(field_err("expires_at", "must be an RFC 3339 date-time string"));
+            errs.push("expires_at", "must be an RFC 3339 date-time string");
             None
         }
     };
-    if errs.is_empty() {
-        Ok(KeyRequest { name, scopes, expires_at })
-    } else {
-        Err(errs)
-    }
+    errs.into_result(KeyRequest { name, scopes, expires_at })
 }
 
 /// Validates a rotate body `{"grace_seconds": N}` (0 to 30 days); returns ms.
@@ -220,10 +217,19 @@ mod tests {
     fn key_request_errors_name_fields() {
         let e =
             parse_key_request(&json!({"scopes": [], "expires_at": "2000-01-01T00:00:00Z", "x": 1}), NOW).unwrap_err();
-        let mut f: Vec<_> = e.iter().map(|(f, _)| f.as_str()).collect();
+        let mut f: Vec<_> = e.iter().map(|x| x.field.as_str()).collect();
         f.sort();
         assert_eq!(f, vec!["expires_at", "name", "scopes", "x"]);
         assert!(parse_key_request(&json!({"name": "a", "scopes": ["root"]}), NOW).is_err());
+    }
+
+    #[test]
+    fn key_request_errors_are_bounded() {
+        let scopes = vec![json!("root"); 10_000];
+        let e = parse_key_request(&json!({"name": "a", "scopes": scopes, "x".repeat(100_000): 1}), NOW).unwrap_err();
+        assert_eq!(e.total(), 10_001);
+        assert_eq!(e.kept().len(), crate::field_errors::MAX_FIELD_ERRORS);
+        assert!(e.iter().all(|x| x.field.len() < 100));
     }
 
     #[test]

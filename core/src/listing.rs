@@ -9,6 +9,37 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: u32 = 200;
+/// Byte budget of one page of `GET /v1/interactions` (and of the MCP tools
+/// and prompts that read through it): 2 MiB of stored row bytes (the UTF-8
+/// length of every text column, as the storage quota counts them). A page
+/// ends early, with a cursor, before the row that would pass it; its first
+/// row is always included, so a page holds at most the budget or one row.
+pub const PAGE_BYTE_BUDGET: u64 = 2 * 1024 * 1024;
+
+/// Where a page of rows ends: `take` rows make it; `more` when rows are left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCut {
+    pub take: usize,
+    pub more: bool,
+}
+
+/// Cuts a page from the sizes of the next rows in order (at most `limit + 1`
+/// of them, the extra one telling whether more follow): at most `limit` rows
+/// whose sizes add up to at most `budget`, but never fewer than one row when
+/// there is one.
+pub fn cut_page(sizes: &[u64], limit: usize, budget: u64) -> PageCut {
+    let mut used = 0u64;
+    let mut take = 0usize;
+    for &size in sizes.iter().take(limit) {
+        let total = used.saturating_add(size);
+        if take > 0 && total > budget {
+            break;
+        }
+        used = total;
+        take += 1;
+    }
+    PageCut { take, more: take < sizes.len() }
+}
 
 /// Filters of `GET /v1/interactions`. `since` is inclusive, `until` exclusive,
 /// both on `occurred_at`.
@@ -163,6 +194,38 @@ pub fn parse_alert_list(pairs: &[(String, String)]) -> Result<ListRequest<AlertF
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn page_cut_by_count_and_bytes() {
+        let mb = 900 * 1024;
+        assert_eq!(cut_page(&[], 50, PAGE_BYTE_BUDGET), PageCut { take: 0, more: false });
+        assert_eq!(cut_page(&[1, 1, 1], 2, PAGE_BYTE_BUDGET), PageCut { take: 2, more: true });
+        assert_eq!(cut_page(&[1, 1], 2, PAGE_BYTE_BUDGET), PageCut { take: 2, more: false });
+        assert_eq!(cut_page(&[mb; 12], 200, PAGE_BYTE_BUDGET), PageCut { take: 2, more: true });
+        assert_eq!(cut_page(&[mb, mb], 200, PAGE_BYTE_BUDGET), PageCut { take: 2, more: false });
+        // One row larger than the budget still makes a page of its own.
+        assert_eq!(cut_page(&[u64::MAX, 1], 200, 10), PageCut { take: 1, more: true });
+        assert_eq!(cut_page(&[10, 1], 200, 10), PageCut { take: 1, more: true });
+        assert_eq!(cut_page(&[5, 5, 1], 200, 10), PageCut { take: 2, more: true });
+    }
+
+    proptest! {
+        #[test]
+        fn page_cut_is_bounded_and_skips_nothing(sizes in proptest::collection::vec(0u64..5_000_000, 0..=201), limit in 1usize..=200) {
+            let sizes = &sizes[..sizes.len().min(limit + 1)];
+            let cut = cut_page(sizes, limit, PAGE_BYTE_BUDGET);
+            let used: u64 = sizes[..cut.take].iter().sum();
+            prop_assert!(cut.take <= limit);
+            prop_assert!(cut.take >= 1 || sizes.is_empty());
+            prop_assert!(used <= PAGE_BYTE_BUDGET || cut.take == 1);
+            prop_assert_eq!(cut.more, cut.take < sizes.len());
+            // A page ends early only because the next row would pass the budget.
+            if cut.more && cut.take < limit {
+                prop_assert!(used + sizes[cut.take] > PAGE_BYTE_BUDGET);
+            }
+        }
+    }
 
     fn q(pairs: &[(&str, &str)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
         parse_interaction_list(&pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>())

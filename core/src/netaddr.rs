@@ -1,5 +1,6 @@
 //! Client addresses as rate-limit keys: IPv4 as is, IPv6 folded to its /64
-//! (one subscriber usually holds a whole /64).
+//! (one subscriber usually holds a whole /64), and for IPv6 a second key, its
+//! /48 (one routed site: 65,536 /64s that would each get the per-IP budget).
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -24,6 +25,18 @@ impl ClientIp {
     /// The L1 key of this address (IPv6 folded to its /64).
     pub fn l1_key(self) -> String {
         l1_key(&self.0.to_string()).unwrap_or_default()
+    }
+
+    /// The key of the second L1 tier: an IPv6 address folded to its /48;
+    /// `None` for IPv4 (it has the per-IP tier only).
+    pub fn l1_key_48(self) -> Option<String> {
+        match self.0 {
+            IpAddr::V4(_) => None,
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
+            }
+        }
     }
 }
 
@@ -89,6 +102,19 @@ mod tests {
         assert!(ClientIp::parse("x").is_none());
         let back: ClientIp = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
         assert_eq!(back, a);
+    }
+
+    #[test]
+    fn ipv6_has_a_48_key_and_ipv4_none() {
+        let a = ClientIp::parse("2001:db8:1:2:aaaa::1").unwrap();
+        assert_eq!(a.l1_key_48().as_deref(), Some("2001:db8:1::/48"));
+        let same_48 = ClientIp::parse("2001:0db8:0001:ffff:ffff:ffff:ffff:ffff").unwrap();
+        assert_eq!(same_48.l1_key_48(), a.l1_key_48());
+        assert_ne!(same_48.l1_key(), a.l1_key(), "different /64s");
+        assert_ne!(ClientIp::parse("2001:db8:2::1").unwrap().l1_key_48(), a.l1_key_48());
+        assert_eq!(ClientIp::parse("::1").unwrap().l1_key_48().as_deref(), Some("0:0:0::/48"));
+        assert_eq!(ClientIp::parse("198.51.100.1").unwrap().l1_key_48(), None);
+        assert_eq!(ClientIp::parse("::ffff:198.51.100.1").unwrap().l1_key_48(), None, "mapped IPv4 is IPv4");
     }
 
     #[test]

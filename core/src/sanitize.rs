@@ -28,7 +28,9 @@
 //! Tokens are then matched ASCII case-insensitively, except `<s>` and `</s>`:
 //! `<S>` is a generic parameter in ordinary code (`impl<S> Service<S>`), not a
 //! BOS token. Visible whitespace is **not** ignored: `[ INST ]` is not `[INST]`
-//! and is left alone; the fold only removes what does not render.
+//! and is left alone; the fold only removes what does not render. One entry is
+//! a pattern: Llama 3's `<|reserved_special_token_N|>`, where `N` is a run of
+//! digits (units that fold to ASCII digits).
 //!
 //! Matches are leftmost-longest and do not overlap. The marker holds no `<`,
 //! only one `[` (its first character) and only one `]` (its last), and no token
@@ -75,10 +77,18 @@ pub const CONTROL_TOKENS: &[&str] = &[
     "<|start_header_id|>",
     "<|end_header_id|>",
     "<|python_tag|>",
-    // Llama 4: headers and end of turn.
+    // Llama 3.x reserved special tokens, `<|reserved_special_token_0|>` to
+    // `_247|>` (llama-models `models/llama3/tokenizer.py`): one pattern, `#`
+    // standing for the digits (see [`DIGITS`]).
+    "<|reserved_special_token_#|>",
+    // Llama 4 (llama-models `models/llama4/tokenizer.py`): headers, end of
+    // turn and of message, code-interpreter calls.
     "<|header_start|>",
     "<|header_end|>",
     "<|eot|>",
+    "<|eom|>",
+    "<|python_start|>",
+    "<|python_end|>",
     // Llama 2 chat and Mistral instruct, plus the SentencePiece BOS/EOS both use.
     // `<s>`/`</s>` are also the HTML strikethrough tags; those get rewritten too.
     "[INST]",
@@ -96,6 +106,19 @@ pub const CONTROL_TOKENS: &[&str] = &[
     "[TOOL_CONTENT]",
     "[SYSTEM_PROMPT]",
     "[/SYSTEM_PROMPT]",
+    // Mistral (mistral-common `SpecialTokens`): tool-call arguments and id, reasoning.
+    "[ARGS]",
+    "[CALL_ID]",
+    "[THINK]",
+    "[/THINK]",
+    // Qwen 2.5/3 (added tokens of its `tokenizer_config.json`): tool calls, tool
+    // results, reasoning. ChatML and FIM are listed above.
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
     // Gemma: turns, BOS/EOS.
     "<start_of_turn>",
     "<end_of_turn>",
@@ -115,7 +138,23 @@ pub const CONTROL_TOKENS: &[&str] = &[
     // Its `<｜User｜>`/`<｜Assistant｜>` fold to the Phi role tokens above.
     "<|begin_of_sentence|>",
     "<|end_of_sentence|>",
+    // DeepSeek V3/R1 tool calls and tool outputs (its `tokenizer_config.json`
+    // chat template), spelled `<｜tool▁calls▁begin｜>` and so on.
+    "<|tool_calls_begin|>",
+    "<|tool_calls_end|>",
+    "<|tool_call_begin|>",
+    "<|tool_call_end|>",
+    "<|tool_sep|>",
+    "<|tool_outputs_begin|>",
+    "<|tool_outputs_end|>",
+    "<|tool_output_begin|>",
+    "<|tool_output_end|>",
 ];
+
+/// In a [`CONTROL_TOKENS`] entry, stands for one or more decimal digits (units
+/// that fold to `0`–`9`: ASCII, full-width and mathematical digits). Never
+/// within the first [`PREFIX_LEN`] bytes of an entry.
+const DIGITS: u8 = b'#';
 
 /// Tokens matched with their case: `<S>` and `</S>` occur in ordinary code.
 const CASE_SENSITIVE_TOKENS: &[&str] = &["<s>", "</s>"];
@@ -179,9 +218,12 @@ fn push_marker(out: &mut String, token: usize) {
     out.push(']');
 }
 
-/// The token without its delimiters: `<|im_start|>` → `im_start`, `[/INST]` → `/INST`.
+/// The token without its delimiters: `<|im_start|>` → `im_start`, `[/INST]` → `/INST`,
+/// and without a trailing digits pattern: `<|reserved_special_token_#|>` →
+/// `reserved_special_token`. Tokens of different families that differ only in
+/// their delimiters share a name (`<|tool_call|>`, `<tool_call>`).
 fn marker_name(token: &str) -> &str {
-    token.trim_start_matches(['<', '|', '[']).trim_end_matches(['>', '|', ']'])
+    token.trim_start_matches(['<', '|', '[']).trim_end_matches(['>', '|', ']', '#', '_'])
 }
 
 /// Byte offset just past the character starting at `at`.
@@ -482,6 +524,7 @@ const fn prefix_masks() -> [[TokenSet; 256]; PREFIX_LEN] {
         let bytes = CONTROL_TOKENS[t].as_bytes();
         let mut k = 0;
         while k < PREFIX_LEN {
+            assert!(k >= bytes.len() || bytes[k] != DIGITS, "a digits pattern within the prefix filter");
             let mut unit = 0;
             while unit < 256 {
                 if k >= bytes.len() || unit_matches(unit as u8, bytes[k], false) {
@@ -532,15 +575,44 @@ fn token_at(units: &[u8], at: usize) -> Option<(usize, usize)> {
         candidates &= candidates - 1;
         let Some(token) = CONTROL_TOKENS.get(index) else { break };
         let t = token.as_bytes();
-        if t.is_empty() || t.len() > rest.len() || best.is_some_and(|(_, len)| len >= t.len()) {
+        // `t.len()` is the shortest a match can be (a digits pattern matches one or more).
+        if t.is_empty() || t.len() > rest.len() {
             continue;
         }
-        let matches = |exact: bool| rest.iter().zip(t).all(|(&u, &b)| unit_matches(u, b, exact));
-        if matches(false) && (!CASE_SENSITIVE_TOKENS.contains(token) || matches(true)) {
-            best = Some((index, t.len()));
+        let Some(len) = match_len(rest, t, false) else { continue };
+        if best.is_some_and(|(_, longest)| longest >= len) {
+            continue;
+        }
+        if !CASE_SENSITIVE_TOKENS.contains(token) || match_len(rest, t, true).is_some() {
+            best = Some((index, len));
         }
     }
     best
+}
+
+/// How many leading `units` match `token`, if they do. A [`DIGITS`] byte takes
+/// the whole run of digit units there (at least one); as no token continues
+/// with a digit, the longest run is the only one that can match. Each run
+/// starts right after a matched token prefix, so runs of different candidate
+/// positions never overlap and the scan stays linear.
+fn match_len(units: &[u8], token: &[u8], exact_case: bool) -> Option<usize> {
+    let mut at = 0;
+    for &b in token {
+        if b == DIGITS {
+            let run = units.get(at..)?.iter().take_while(|u| u.is_ascii_digit()).count();
+            if run == 0 {
+                return None;
+            }
+            at += run;
+        } else {
+            let &unit = units.get(at)?;
+            if !unit_matches(unit, b, exact_case) {
+                return None;
+            }
+            at += 1;
+        }
+    }
+    Some(at)
 }
 
 const fn unit_matches(unit: u8, token_byte: u8, exact_case: bool) -> bool {
@@ -566,12 +638,34 @@ mod tests {
         CASE_SENSITIVE_TOKENS.contains(&token)
     }
 
-    /// Whether `text` holds `token` as a raw substring (ignoring ASCII case unless the token is case-sensitive).
+    /// Whether `text` holds `token` as a raw substring (ignoring ASCII case unless
+    /// the token is case-sensitive; a digits pattern matches ASCII digits).
     fn raw_contains(text: &str, token: &str) -> bool {
         if case_sensitive(token) {
-            text.contains(token)
+            return text.contains(token);
+        }
+        let text = text.to_ascii_lowercase();
+        let token = token.to_ascii_lowercase();
+        let Some((head, tail)) = token.split_once(char::from(DIGITS)) else { return text.contains(&token) };
+        text.match_indices(head).any(|(at, _)| {
+            let rest = &text[at + head.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with(tail)
+        })
+    }
+
+    /// One of [`samples`], picked by `pick`.
+    fn sample(token: &str, pick: u8) -> String {
+        let mut all = samples(token);
+        all.swap_remove(usize::from(pick) % all.len())
+    }
+
+    /// Concrete spellings of a listed token: itself, or for a digits pattern a few numbers.
+    fn samples(token: &str) -> Vec<String> {
+        if token.contains(char::from(DIGITS)) {
+            ["0", "7", "42", "247", "0255"].iter().map(|n| token.replace(char::from(DIGITS), n)).collect()
         } else {
-            text.to_ascii_lowercase().contains(&token.to_ascii_lowercase())
+            vec![token.to_string()]
         }
     }
 
@@ -815,7 +909,7 @@ mod tests {
     #[test]
     fn every_evasion_of_every_token_is_neutralised() {
         for &token in CONTROL_TOKENS {
-            for (name, disguised) in evasions(token) {
+            for (name, disguised) in samples(token).iter().flat_map(|s| evasions(s)) {
                 assert!(contains_control_token(&disguised), "{token} {name}: {disguised:?} not detected");
                 for &(before, after) in CONTEXTS {
                     let input = format!("{before}{disguised}{after}");
@@ -875,11 +969,18 @@ mod tests {
     }
 
     #[test]
-    fn markers_are_inert_and_names_unique() {
-        let mut names: Vec<String> = CONTROL_TOKENS.iter().map(|t| marker_name(t).to_ascii_lowercase()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), CONTROL_TOKENS.len());
+    fn markers_are_inert_and_names_identify_the_token() {
+        // Two tokens share a marker name only when they are the same control in
+        // families that spell its delimiters differently (`<|tool_call|>`, `<tool_call>`).
+        let bare = |t: &str| t.replace(['<', '>', '|', '[', ']'], "").to_ascii_lowercase();
+        for &t in CONTROL_TOKENS {
+            assert!(!marker_name(t).is_empty() && !marker_name(t).contains(char::from(DIGITS)), "{t}");
+            for &u in CONTROL_TOKENS {
+                if marker_name(t).eq_ignore_ascii_case(marker_name(u)) {
+                    assert_eq!(bare(t), bare(u), "{t} and {u} share a marker name");
+                }
+            }
+        }
         let all: String = CONTROL_TOKENS.iter().map(|t| marker(t)).collect();
         assert!(!contains_control_token(&all));
         for &t in CONTROL_TOKENS {
@@ -896,7 +997,9 @@ mod tests {
             assert!(t.is_ascii() && t.len() >= 3, "{t}");
             assert!(t.starts_with(['<', '[']) && t.ends_with(['>', ']']), "{t}");
             assert_eq!(fold(t).units.as_ref(), t.as_bytes());
-            assert_eq!(sanitize(t), marker(t));
+            for sample in samples(t) {
+                assert_eq!(sanitize(&sample), marker(t));
+            }
         }
         for &t in CASE_SENSITIVE_TOKENS {
             assert!(CONTROL_TOKENS.contains(&t), "{t}");
@@ -946,6 +1049,85 @@ mod tests {
         ] {
             assert!(CONTROL_TOKENS.contains(&required), "{required}");
         }
+    }
+
+    /// Control tokens of the listed families, each checked against the family's
+    /// published tokenizer (file named per family), in the spelling it uses.
+    const PUBLISHED: &[(&str, &str)] = &[
+        // DeepSeek V3/R1 `tokenizer_config.json` (chat template).
+        ("<｜tool▁calls▁begin｜>", "tool_calls_begin"),
+        ("<｜tool▁calls▁end｜>", "tool_calls_end"),
+        ("<｜tool▁call▁begin｜>", "tool_call_begin"),
+        ("<｜tool▁call▁end｜>", "tool_call_end"),
+        ("<｜tool▁sep｜>", "tool_sep"),
+        ("<｜tool▁outputs▁begin｜>", "tool_outputs_begin"),
+        ("<｜tool▁outputs▁end｜>", "tool_outputs_end"),
+        ("<｜tool▁output▁begin｜>", "tool_output_begin"),
+        ("<｜tool▁output▁end｜>", "tool_output_end"),
+        // Qwen 3 `tokenizer_config.json`, added tokens 151657–151668.
+        ("<tool_call>", "tool_call"),
+        ("</tool_call>", "/tool_call"),
+        ("<tool_response>", "tool_response"),
+        ("</tool_response>", "/tool_response"),
+        ("<think>", "think"),
+        ("</think>", "/think"),
+        // Llama 4 `models/llama4/tokenizer.py`.
+        ("<|eom|>", "eom"),
+        ("<|python_start|>", "python_start"),
+        ("<|python_end|>", "python_end"),
+        // Mistral `SpecialTokens` (mistral-common `tokens/tokenizers/base.py`).
+        ("[ARGS]", "ARGS"),
+        ("[CALL_ID]", "CALL_ID"),
+        ("[THINK]", "THINK"),
+        ("[/THINK]", "/THINK"),
+        // Llama 3 `models/llama3/tokenizer.py`: 256 reserved ids, 0 to 247 named so.
+        ("<|reserved_special_token_0|>", "reserved_special_token"),
+        ("<|reserved_special_token_1|>", "reserved_special_token"),
+        ("<|reserved_special_token_2|>", "reserved_special_token"),
+        ("<|reserved_special_token_99|>", "reserved_special_token"),
+        ("<|reserved_special_token_247|>", "reserved_special_token"),
+    ];
+
+    #[test]
+    fn published_tool_and_reasoning_tokens_are_neutralised() {
+        for &(spelling, name) in PUBLISHED {
+            let marker = format!("{MARKER_PREFIX}{name}]");
+            assert!(contains_control_token(spelling), "{spelling} not detected");
+            assert_eq!(sanitize(spelling), marker, "{spelling}");
+            assert_eq!(sanitize(&format!("a {spelling} b")), format!("a {marker} b"), "{spelling}");
+        }
+        let call =
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+        assert_eq!(
+            sanitize(call),
+            "[filtered:tool_calls_begin][filtered:tool_call_begin]function[filtered:tool_sep]f\
+             [filtered:tool_call_end][filtered:tool_calls_end]"
+        );
+        assert_eq!(sanitize("<think>\nplan\n</think>\n\n"), "[filtered:think]\nplan\n[filtered:/think]\n\n");
+    }
+
+    #[test]
+    fn reserved_token_pattern_needs_digits_and_its_delimiters() {
+        for n in 0..256 {
+            let t = format!("<|reserved_special_token_{n}|>");
+            assert_eq!(sanitize(&t), "[filtered:reserved_special_token]", "{t}");
+        }
+        // Full-width and mathematical digits fold to ASCII; invisibles between digits fold away.
+        assert_eq!(sanitize("<|reserved_special_token_\u{FF11}\u{FF12}|>"), "[filtered:reserved_special_token]");
+        assert_eq!(sanitize("<|reserved_special_token_\u{1D7D1}|>"), "[filtered:reserved_special_token]");
+        assert_eq!(sanitize("<|reserved_special_token_1\u{200B}2|>x"), "[filtered:reserved_special_token]x");
+        for text in [
+            "<|reserved_special_token_|>",
+            "<|reserved_special_token_x|>",
+            "<|reserved_special_token_1 |>",
+            "<|reserved_special_token_12",
+            "<|reserved_special_token_#|>",
+            "reserved_special_token_5",
+        ] {
+            assert!(matches!(sanitize(text), Cow::Borrowed(t) if t == text), "{text:?}");
+        }
+        let long = format!("<|reserved_special_token_{}", "9".repeat(1 << 16)).repeat(4);
+        assert!(matches!(sanitize(&long), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -1036,7 +1218,7 @@ mod tests {
 
     fn token_strategy() -> impl Strategy<Value = String> {
         (0..CONTROL_TOKENS.len(), prop::collection::vec(any::<u8>(), 1..8))
-            .prop_map(|(i, choices)| disguise(CONTROL_TOKENS[i], &choices))
+            .prop_map(|(i, choices)| disguise(&sample(CONTROL_TOKENS[i], choices[0]), &choices))
     }
 
     /// Text made of the pieces tokens are made of, so random joins come close to tokens.
@@ -1095,7 +1277,7 @@ mod tests {
             after in plain_text(),
         ) {
             let token = CONTROL_TOKENS[i];
-            let input = format!("{before}{}{after}", disguise(token, &choices));
+            let input = format!("{before}{}{after}", disguise(&sample(token, choices[0]), &choices));
             prop_assert!(contains_control_token(&input));
             prop_assert_eq!(sanitize(&input), format!("{before}{}{after}", marker(token)));
         }

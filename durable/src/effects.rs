@@ -1,9 +1,10 @@
-//! Carrying out what the access decision asked for: audit rows, alerts,
-//! re-hashes, L2 checkpoints and alarm deadlines. The decision itself is
+//! Carrying out what the access decision asked for: audit rows (and the final
+//! counts of aggregated ones), alerts, re-hashes, L2 checkpoints and alarm
+//! deadlines. The decision itself is
 //! `interlog_core::access`; this module only performs it.
 
 use crate::ctx::Ctx;
-use crate::{keys, limits, records};
+use crate::{audit, keys, limits, records};
 use interlog_core::access::{Effect, Gate};
 use interlog_core::alerts::AlertWrite;
 use interlog_core::{ApiError, OrgId};
@@ -23,6 +24,12 @@ pub async fn perform(ctx: &Ctx<'_>, effects: Vec<Effect>) -> Result<(), ApiError
                 checkpoint(&ctx.db, ctx.org(), ctx.gate_cell(), ctx.now).await;
             }
             Effect::Schedule { delay_ms } => schedule(ctx.state, delay_ms, ctx.now).await,
+            Effect::AuditCount(count) => {
+                if let Err(e) = audit::set_count(&ctx.db, Some(ctx.org()), &count).await {
+                    console_error!("audit count not stored: {e}");
+                    let _ = ctx.gate(|g| g.requeue_counts(vec![count]));
+                }
+            }
         }
     }
     Ok(())

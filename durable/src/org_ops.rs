@@ -3,11 +3,12 @@
 //! the row.
 
 use crate::platform::{first, ms, opt_str, run};
-use interlog_core::org::OrgView;
+use interlog_core::org::{OrgUsage, OrgView};
 use interlog_core::origin::Origin;
 use interlog_core::{ApiError, OrgId};
 use serde::Deserialize;
 use serde_json::Value;
+use worker::wasm_bindgen::JsValue;
 use worker::D1Database;
 
 type Res<T> = Result<T, ApiError>;
@@ -18,14 +19,47 @@ struct OrgRow {
     allowed_origins: String,
     created_at: f64,
     updated_at: f64,
+    used_rows: f64,
+    used_bytes: f64,
+    quota_rows: Option<f64>,
+    quota_bytes: Option<f64>,
+}
+
+/// The org's usage columns (kept exact by the triggers of
+/// `migrations/0003_quota.sql`); NULL quotas are the defaults.
+#[derive(Deserialize)]
+pub struct UsageRow {
+    used_rows: f64,
+    used_bytes: f64,
+    quota_rows: Option<f64>,
+    quota_bytes: Option<f64>,
+}
+
+impl UsageRow {
+    /// The usage as the API shows it.
+    pub fn usage(&self) -> OrgUsage {
+        OrgUsage::from_stored(self.used_rows, self.used_bytes, self.quota_rows, self.quota_bytes)
+    }
+}
+
+/// Selects the org's [`UsageRow`]; `?1` is the org.
+pub const USAGE_SQL: &str = "SELECT used_rows, used_bytes, quota_rows, quota_bytes FROM orgs WHERE id = ?1";
+
+/// The org's stored volume and quota, if the org exists.
+pub async fn usage(db: &D1Database, org: &OrgId) -> Res<Option<OrgUsage>> {
+    let row: Option<UsageRow> = first(db, USAGE_SQL, &[JsValue::from(org.as_str())], "usage select").await?;
+    Ok(row.map(|r| r.usage()))
 }
 
 /// The org's settings as the API shows them, if the org exists.
 pub async fn read(db: &D1Database, org: &OrgId) -> Res<Option<OrgView>> {
-    let sql = "SELECT name, allowed_origins, created_at, updated_at FROM orgs WHERE id = ?1";
+    let sql = "SELECT name, allowed_origins, created_at, updated_at, used_rows, used_bytes, quota_rows, quota_bytes \
+               FROM orgs WHERE id = ?1";
     let row: Option<OrgRow> = first(db, sql, &[org.as_str().into()], "org select").await?;
-    Ok(row
-        .map(|r| OrgView::from_row(org.clone(), r.name, &r.allowed_origins, r.created_at as i64, r.updated_at as i64)))
+    Ok(row.map(|r| {
+        let usage = OrgUsage::from_stored(r.used_rows, r.used_bytes, r.quota_rows, r.quota_bytes);
+        OrgView::from_row(org.clone(), r.name, &r.allowed_origins, r.created_at as i64, r.updated_at as i64, usage)
+    }))
 }
 
 /// Changes the name and/or the allowed origins (fields left `None` stay).

@@ -28,6 +28,9 @@ struct AuditRow {
     ip: Option<String>,
     request_id: Option<String>,
     detail: Option<String>,
+    count: f64,
+    first_at: f64,
+    last_at: f64,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +82,9 @@ pub async fn list_audit(
     after: Option<&PagePosition>,
 ) -> Res<Outcome> {
     let mut sql =
-        "SELECT id, at, action, reason, prefix, ip, request_id, detail FROM audit_log WHERE org_id = ?".to_string();
+        "SELECT id, at, action, reason, prefix, ip, request_id, detail, count, COALESCE(first_at, at) AS first_at, \
+         COALESCE(last_at, at) AS last_at FROM audit_log WHERE org_id = ?"
+            .to_string();
     let mut binds: Vec<JsValue> = vec![org.as_str().into()];
     if let Some(a) = &f.action {
         sql.push_str(" AND action = ?");
@@ -105,6 +110,9 @@ pub async fn list_audit(
             ip: r.ip,
             request_id: r.request_id,
             detail: r.detail.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+            count: r.count as i64,
+            first_at: rfc3339(r.first_at as i64),
+            last_at: rfc3339(r.last_at as i64),
         })
         .collect();
     Ok(Outcome::Audit(Page { items, next }))
