@@ -35,6 +35,9 @@ step "build: wasm Worker (once) and operator CLI"
 bash scripts/build-worker.sh
 cargo build --quiet -p interlog-cli
 
+step "deploy config: wrangler deploy --dry-run of staging and production (offline)"
+bash scripts/deploy-check.sh
+
 step "start the local system"
 STATE=$(mktemp -d -t interlog-test.XXXXXX)
 PORT=$(free_port)
@@ -55,7 +58,7 @@ step "integration tests"
 set +e
 INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
   INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" INTERLOG_PAGE_PORTS="$PAGE_PORTS" \
-  .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
+  INTERLOG_SERVER_LOG="$SERVER_LOG" .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then

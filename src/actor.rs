@@ -1,9 +1,10 @@
 //! Transport to the org's Durable Object: the stub, one typed call, the typed
 //! reply. Nothing here decides anything; `core::protocol` defines what travels.
 
+use crate::faults::Faults;
 use interlog_core::config::binding;
 use interlog_core::protocol::{CallMeta, DoRequest, DoResponse, Op, VerifiedKey, CALL_HEADER, ORG_ACTOR_URL};
-use interlog_core::{ApiError, KeyPrefix};
+use interlog_core::{ApiError, KeyPrefix, OrgId};
 use interlog_durable::platform::storage_error;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit};
@@ -14,24 +15,24 @@ pub struct ActorClient<'a> {
     meta: CallMeta,
     key: VerifiedKey,
     origin: Option<String>,
-    inject_fault: bool,
+    faults: Faults,
 }
 
 impl<'a> ActorClient<'a> {
     /// A client for the verified caller's org.
-    pub fn new(env: &'a Env, meta: CallMeta, key: VerifiedKey, origin: Option<String>, inject_fault: bool) -> Self {
-        Self { env, meta, key, origin, inject_fault }
+    pub fn new(env: &'a Env, meta: CallMeta, key: VerifiedKey, origin: Option<String>, faults: Faults) -> Self {
+        Self { env, meta, key, origin, faults }
     }
 
     /// Asks the actor to serve `op` (after its access decision).
     pub async fn call(&self, op: Op) -> Result<DoResponse, ApiError> {
-        send(self.env, &self.request(op), None).await
+        send(self.env, &self.request(op), None, self.faults.actor_of.as_ref()).await
     }
 
     /// Like [`ActorClient::call`], forwarding the client's body as is (parsed
     /// once, by the actor).
     pub async fn call_with_body(&self, op: Op, body: &[u8]) -> Result<DoResponse, ApiError> {
-        send(self.env, &self.request(op), Some(body)).await
+        send(self.env, &self.request(op), Some(body), self.faults.actor_of.as_ref()).await
     }
 
     fn request(&self, op: Op) -> DoRequest {
@@ -39,7 +40,7 @@ impl<'a> ActorClient<'a> {
             meta: self.meta.clone(),
             key: self.key.clone(),
             origin: self.origin.clone(),
-            inject_fault: self.inject_fault,
+            inject_fault: self.faults.d1,
             op,
         }
     }
@@ -47,12 +48,18 @@ impl<'a> ActorClient<'a> {
 
 /// Tells the org's actor that a wrong secret was presented for `prefix`.
 pub async fn record_auth_failure(env: &Env, meta: CallMeta, prefix: KeyPrefix) -> Result<DoResponse, ApiError> {
-    send(env, &DoRequest::AuthFailure { meta, prefix }, None).await
+    send(env, &DoRequest::AuthFailure { meta, prefix }, None, None).await
 }
 
-/// Sends one call to the org's actor and reads its answer.
-async fn send(env: &Env, call: &DoRequest, payload: Option<&[u8]>) -> Result<DoResponse, ApiError> {
-    let org = call.meta().org_id.as_str();
+/// Sends one call to the org's actor and reads its answer. `misroute` (a
+/// test-only fault) addresses another org's actor with the same call.
+async fn send(
+    env: &Env,
+    call: &DoRequest,
+    payload: Option<&[u8]>,
+    misroute: Option<&OrgId>,
+) -> Result<DoResponse, ApiError> {
+    let org = misroute.unwrap_or(&call.meta().org_id).as_str();
     let stub = env
         .durable_object(binding::ORG_ACTOR)
         .and_then(|ns| ns.id_from_name(org)?.get_stub())
@@ -72,5 +79,6 @@ async fn send(env: &Env, call: &DoRequest, payload: Option<&[u8]>) -> Result<DoR
     }
     let request = Request::new_with_init(ORG_ACTOR_URL, &init).map_err(|e| storage_error("org actor request", e))?;
     let mut resp = stub.fetch_with_request(request).await.map_err(|e| storage_error("org actor call", e))?;
-    resp.json::<DoResponse>().await.map_err(|e| storage_error("org actor reply", e))
+    let reply = resp.bytes().await.map_err(|e| storage_error("org actor reply", e))?;
+    DoResponse::from_reply(&reply)
 }

@@ -3,6 +3,7 @@
 //! only after the actor confirms the key is live), ask the org's actor and
 //! shape its typed answer.
 
+use crate::access_log::Seen;
 use crate::actor::ActorClient;
 use crate::answered::Answered;
 use crate::auth::{verify, Incoming, Verified};
@@ -21,23 +22,29 @@ use worker::{Env, Request};
 /// Fresh key material is minted this many times at most on prefix collisions.
 const MINT_ATTEMPTS: usize = 3;
 
-/// Authenticates, forwards and shapes the answer of one API call.
+/// Authenticates, forwards and shapes the answer of one API call; also says
+/// whose key it was, once verified (for the request's log line).
 pub async fn handle(
     req: &mut Request,
     env: &Env,
     cfg: &Config,
     incoming: &Incoming,
     (scope, endpoint): (Scope, Endpoint),
-) -> (Result<Reply, ApiError>, ExtraHeaders) {
+) -> (Result<Reply, ApiError>, ExtraHeaders, Option<Seen>) {
     let origin = origin_of(req);
-    match serve(req, env, cfg, incoming, scope, endpoint, origin.clone()).await {
+    let who = match verify(req, env, cfg, incoming).await {
+        Ok(who) => who,
+        Err(e) => return (Err(e), Vec::new(), None),
+    };
+    let seen = Some(Seen { org: who.org.clone(), prefix: who.prefix });
+    match serve(req, env, cfg, incoming, &who, (scope, endpoint), origin.clone()).await {
         Ok(Answered { reply, origin_allowed, rate }) => {
             let mut extra = if origin_allowed { cors_headers(origin) } else { Vec::new() };
             // Errors carry the key's standing too (a 429 above all).
             extra.extend(rate.as_ref().map(respond::rate_headers).unwrap_or_default());
-            (reply, extra)
+            (reply, extra, seen)
         }
-        Err(e) => (Err(e), Vec::new()),
+        Err(e) => (Err(e), Vec::new(), seen),
     }
 }
 
@@ -47,11 +54,10 @@ async fn serve(
     env: &Env,
     cfg: &Config,
     incoming: &Incoming,
-    scope: Scope,
-    endpoint: Endpoint,
+    who: &Verified,
+    (scope, endpoint): (Scope, Endpoint),
     origin: Option<String>,
 ) -> Result<Answered, ApiError> {
-    let who = verify(req, env, cfg, incoming).await?;
     // The body is read once (capped); problems with it are answered only once
     // the actor has confirmed the key.
     let raw = match endpoint.body_limit() {
@@ -66,12 +72,12 @@ async fn serve(
             let body = raw
                 .unwrap_or_else(|| Err(ApiError::validation("request body is required")))
                 .and_then(|b| parse_json(&b));
-            mcp::handle(req, &client, &who, body).await
+            mcp::handle(req, &client, who, body).await
         }
-        Endpoint::CreateInteractions => batch(&client, &who, raw).await,
+        Endpoint::CreateInteractions => batch(&client, who, raw).await,
         _ => {
             let body = raw.map(|r| r.and_then(|b| parse_json(&b)));
-            operation(req, &endpoint, &client, &who, body, incoming.now_ms).await
+            operation(req, &endpoint, &client, who, body, incoming.now_ms).await
         }
     }
 }

@@ -2,6 +2,7 @@
 //! forwards each call to the org's `OrgActor`. Stateless but for per-isolate
 //! caches (configuration, peppers, the L1 audit throttle).
 
+mod access_log;
 mod actor;
 mod answered;
 mod api;
@@ -34,16 +35,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let incoming = arrive(&req);
     // Route on the method as sent: worker's `Method` turns unknown names into GET.
     let method = req.inner().method();
-    let route = resolve(&method, &req.path());
-    let (outcome, extra) = match (route, config(&env)) {
-        (Ok(Route::Health), _) => (Ok(health()), Vec::new()),
+    let path = req.path();
+    let route = resolve(&method, &path);
+    let (outcome, extra, seen) = match (route, config(&env)) {
+        (Ok(Route::Health), _) => (Ok(health()), Vec::new(), None),
         (_, Err(e)) => {
             floor.await;
-            (Err(e), Vec::new())
+            (Err(e), Vec::new(), None)
         }
         // A preflight for a known path (every known path refuses OPTIONS itself).
         (Err(ApiError::MethodNotAllowed { .. }), Ok(cfg)) if method == "OPTIONS" => {
-            (cors::preflight(&req, &cfg), Vec::new())
+            (cors::preflight(&req, &cfg), Vec::new(), None)
         }
         (route, Ok(cfg)) => {
             // L1 comes first for everything but health and preflights; its
@@ -51,13 +53,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             match limits::check_l1(&env, &incoming).await {
                 Err((e, headers)) => {
                     floor.await;
-                    (Err(e), headers)
+                    (Err(e), headers, None)
                 }
                 Ok(()) => routed(&mut req, &env, &cfg, &incoming, route, floor).await,
             }
         }
     };
-    Ok(finish(outcome, &incoming.id, extra))
+    let summary = access_log::Summary::of(&outcome, &extra);
+    let response = finish(outcome, &incoming.id, extra);
+    let asked = access_log::Asked::new(&method, &path);
+    access_log::emit(&access_log::line(&incoming, &asked, &summary, seen.as_ref(), response.status_code(), now_ms()));
+    Ok(response)
 }
 
 /// What is known of a request as it arrives: its id, the client address in
@@ -80,18 +86,18 @@ async fn routed(
     incoming: &Incoming,
     route: std::result::Result<Route, ApiError>,
     floor: std::pin::Pin<Box<Delay>>,
-) -> (std::result::Result<Reply, ApiError>, ExtraHeaders) {
+) -> (std::result::Result<Reply, ApiError>, ExtraHeaders, Option<access_log::Seen>) {
     match route {
         Ok(Route::Api { scope, endpoint }) => match endpoint.body_limit().map(|l| body::precheck(req, l)) {
-            Some(Err(e)) => (Err(e), Vec::new()),
+            Some(Err(e)) => (Err(e), Vec::new(), None),
             _ => {
                 let work = api::handle(req, env, cfg, incoming, (scope, endpoint));
                 let (_, out) = futures::join!(floor, work);
                 out
             }
         },
-        Ok(Route::Health) => (Ok(health()), Vec::new()),
-        Err(e) => (Err(e), Vec::new()),
+        Ok(Route::Health) => (Ok(health()), Vec::new(), None),
+        Err(e) => (Err(e), Vec::new(), None),
     }
 }
 

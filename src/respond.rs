@@ -8,7 +8,7 @@ use interlog_core::protocol::{Outcome, Page, RateStanding, Stored};
 use interlog_core::ApiError;
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{console_error, Headers, Response};
+use worker::{Headers, Response};
 
 /// Response headers beside the fixed ones.
 pub type ExtraHeaders = Vec<(&'static str, String)>;
@@ -151,7 +151,7 @@ fn base_headers(request_id: &str) -> Headers {
 fn error_reply(err: &ApiError, request_id: &str) -> Reply {
     let status = status_of(err);
     if status >= 500 {
-        console_error!("request {request_id} failed: {err}");
+        crate::access_log::internal(request_id, err);
     }
     let mut reply = Reply::json(status, err.envelope(request_id));
     if let Some(s) = err.retry_after() {

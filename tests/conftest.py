@@ -214,3 +214,22 @@ class LocalServer:
         if key:
             h["Authorization"] = f"Bearer {key}"
         return requests.get(self.url + path, headers=h, timeout=30, **kw)
+
+
+def wait_until(predicate, timeout_s: float, what: str, every_s: float = 0.25):
+    """Polls `predicate` until it returns a truthy value, which is returned;
+    fails the test with `what` when `timeout_s` passes first. For waiting on
+    an observable event (a row, a state change) instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(every_s)
+
+
+def pytest_configure(config):
+    # The claims of docs/trust a test proves (checked by tests/test_trust_docs.py).
+    config.addinivalue_line("markers", "claim(*ids): claim ids of docs/trust that this test proves")

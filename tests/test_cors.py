@@ -38,6 +38,7 @@ def cors_org():
     return org
 
 
+@pytest.mark.claim("posture.cors")
 def test_cors_preflight_allowed_origin_204():
     r = preflight(APP)
     assert r.status_code == 204
@@ -50,6 +51,7 @@ def test_cors_preflight_allowed_origin_204():
 
 @pytest.mark.parametrize("origin", ["https://evil.example.com", "null", None, APP + "/", "https://APP.example.com",
                                     "http://app.example.com"])
+@pytest.mark.claim("owasp.api8", "posture.cors")
 def test_cors_preflight_refused_403(origin):
     r = preflight(origin)
     assert r.status_code == 403
@@ -57,10 +59,12 @@ def test_cors_preflight_refused_403(origin):
     assert not any(k.lower().startswith("access-control-") for k in r.headers)
 
 
+@pytest.mark.claim("posture.cors")
 def test_cors_preflight_unknown_path_404():
     assert preflight(APP, "/v1/nope").status_code == 404
 
 
+@pytest.mark.claim("posture.cors")
 def test_cors_actual_allowed_by_org(cors_org):
     r, _ = call("GET", "/v1/org", key=cors_org.key, headers={"Origin": APP})
     assert r.status_code == 200
@@ -72,14 +76,21 @@ def test_cors_actual_allowed_by_org(cors_org):
     assert "access-control-allow-credentials" not in r.headers
 
 
+@pytest.mark.claim("posture.cors")
 def test_cors_actual_error_readable_by_allowed_origin(cors_org):
+    """An error answered to an allowed origin carries the CORS headers, so the
+    page can read the envelope (the org's key has the read scope: a bad
+    `limit` is a 400, not a 403)."""
     r, _ = call("GET", "/v1/interactions?limit=0", key=cors_org.key, headers={"Origin": APP})
-    assert r.status_code == 403 or r.status_code == 400
-    if r.status_code == 400:
-        assert r.headers["access-control-allow-origin"] == APP
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "VALIDATION_FAILED"
+    assert r.headers["access-control-allow-origin"] == APP
+    assert "x-request-id" in r.headers["access-control-expose-headers"]
+    assert r.headers["vary"] == "Origin"
 
 
 @pytest.mark.parametrize("origin", [GLOBAL_ONLY, "null", APP + "/", "https://APP.example.com"])
+@pytest.mark.claim("owasp.api8", "posture.cors")
 def test_cors_actual_origin_not_allowed_by_org_403(cors_org, origin):
     marker = uuid.uuid4().hex
     r, _ = call("POST", "/v1/interactions", key=cors_org.key,
@@ -91,6 +102,7 @@ def test_cors_actual_origin_not_allowed_by_org_403(cors_org, origin):
     assert d1(f"SELECT COUNT(*) AS n FROM interactions WHERE content = {sql_str(marker)}")[0]["n"] == 0
 
 
+@pytest.mark.claim("owasp.api8", "posture.cors")
 def test_cors_vary_origin_always(cors_org):
     for r in (call("GET", "/v1/health")[0], call("GET", "/v1/nope")[0], call("GET", "/v1/org")[0],
               call("GET", "/v1/org", key=cors_org.key)[0]):
@@ -133,6 +145,7 @@ def open_in_chromium(url: str) -> str:
 
 
 @pytest.mark.skipif(len(PAGE_PORTS) < 2, reason="needs INTERLOG_PAGE_PORTS from scripts/test.sh")
+@pytest.mark.claim("posture.cors", "threat.hostile-page")
 def test_cors_real_browser_allowed_and_blocked(cors_org):
     assert shutil.which("chromium"), "scripts/bootstrap.sh --python installs Debian's chromium"
     key = scoped_key(cors_org, "ingest")

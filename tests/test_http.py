@@ -17,6 +17,7 @@ def test_health_200_no_auth():
 
 
 @pytest.mark.parametrize("path", ["/", "/v1", "/v1/org/", "/v2/org", "/v1/nope"])
+@pytest.mark.claim("owasp.api8", "owasp.api9")
 def test_unknown_path_404(path):
     r, _ = call("GET", path)
     assert r.status_code == 404
@@ -25,6 +26,7 @@ def test_unknown_path_404(path):
     assert err["request_id"] == r.headers["x-request-id"]
 
 
+@pytest.mark.claim("owasp.api8")
 def test_wrong_method_405():
     r, _ = call("DELETE", "/v1/org")
     assert r.status_code == 405

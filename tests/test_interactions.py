@@ -30,6 +30,7 @@ def test_ingest_201_and_get(keys_a):
     assert g.json() == body
 
 
+@pytest.mark.claim("owasp.api3")
 def test_validation_400_names_fields(keys_a):
     r = post_json("/v1/interactions", keys_a.ingest, {"type": "Not Valid", "occurred_at": "tomorrow", "org_id": "x"})
     assert r.status_code == 400
@@ -53,6 +54,7 @@ def test_broken_json_400(keys_a, payload):
 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+@pytest.mark.claim("owasp.api8", "posture.body-caps")
 def test_media_type_415(keys_a, ctype):
     headers = {"Content-Type": ctype} if ctype else {}
     r, _ = call("POST", "/v1/interactions", key=keys_a.ingest, headers=headers, data=b'{"type":"t"}')
@@ -79,6 +81,7 @@ def chunks(data: bytes, n: int = 64 * 1024):
         yield data[i:i + n]
 
 
+@pytest.mark.claim("owasp.api4", "posture.body-caps")
 def test_body_413_single_content_length(keys_a):
     body = padded(SINGLE_CAP + 1)
     assert len(body) == SINGLE_CAP + 1
@@ -89,6 +92,7 @@ def test_body_413_single_content_length(keys_a):
     assert ok.status_code == 201
 
 
+@pytest.mark.claim("owasp.api4", "posture.body-caps", "threat.large-bodies")
 def test_body_413_single_streamed(keys_a):
     r, _ = call("POST", "/v1/interactions", key=keys_a.ingest, headers={"Content-Type": "application/json"},
                 data=chunks(padded(SINGLE_CAP + 1)))
@@ -113,24 +117,28 @@ def batch_of(size: int) -> bytes:
     return raw
 
 
+@pytest.mark.claim("posture.body-caps", "threat.large-bodies")
 def test_body_413_batch_content_length(keys_a):
     r = post_json("/v1/interactions/batch", keys_a.ingest, batch_of(BATCH_CAP + 1))
     assert r.status_code == 413
     assert str(BATCH_CAP) in r.json()["error"]["message"]
 
 
+@pytest.mark.claim("owasp.api4", "posture.body-caps")
 def test_body_413_batch_streamed(keys_a):
     r, _ = call("POST", "/v1/interactions/batch", key=keys_a.ingest, headers={"Content-Type": "application/json"},
                 data=chunks(batch_of(BATCH_CAP + 1)))
     assert r.status_code == 413
 
 
+@pytest.mark.claim("posture.body-caps")
 def test_batch_at_cap_201(keys_a):
     r = post_json("/v1/interactions/batch", keys_a.ingest, batch_of(BATCH_CAP))
     assert r.status_code == 201, r.text[:300]
     assert r.json()["created"] == 100
 
 
+@pytest.mark.claim("owasp.api4", "posture.body-caps")
 def test_batch_101_items_400(keys_a):
     r = post_json("/v1/interactions/batch", keys_a.ingest, {"interactions": [{"type": "t"}] * 101})
     assert r.status_code == 400
@@ -184,6 +192,7 @@ def test_idempotency_body_key_and_header_conflict(keys_a):
     assert c.status_code == 400
 
 
+@pytest.mark.claim("posture.tenancy")
 def test_idempotency_keys_are_per_org(keys_a, keys_b):
     k = uid()
     a = post_json("/v1/interactions", keys_a.ingest, {"type": "t"}, {"Idempotency-Key": k})
@@ -192,6 +201,7 @@ def test_idempotency_keys_are_per_org(keys_a, keys_b):
     assert a.json()["id"] != b.json()["id"]
 
 
+@pytest.mark.claim("owasp.api6", "threat.duplicate-writes")
 def test_idempotency_batch_sent_3_times_concurrently(keys_a):
     run = uid()
     payload = {"interactions": [{"type": "t", "actor": run, "idempotency_key": f"{run}-{i}"} for i in range(50)]}
@@ -237,6 +247,7 @@ def test_list_newest_first_and_cursor_walk(keys_a):
     assert seen == [str(i) for i in reversed(range(25))]
 
 
+@pytest.mark.claim("owasp.api4", "threat.error-amplification")
 def test_validation_errors_are_bounded(keys_a):
     """A ~4 MB batch of unknown fields answers a small 400: at most 20 details
     and the count of every problem in the message; a huge field name is cut."""
@@ -260,6 +271,7 @@ def test_validation_errors_are_bounded(keys_a):
     assert r.json()["error"]["details"][0]["field"] == "n" * 64 + "…"
 
 
+@pytest.mark.claim("owasp.api4", "threat.large-pages")
 def test_list_pages_end_at_the_byte_budget():
     """Twelve ~900 KB interactions listed with limit=200 come in pages of at
     most 2 MiB, each with a cursor, and the walk returns every one exactly
@@ -302,12 +314,14 @@ def test_list_filters(keys_a):
 @pytest.mark.parametrize("query,param", [("limit=0", "limit"), ("limit=201", "limit"), ("limit=x", "limit"),
                                          ("since=yesterday", "since"), ("org_id=org_x", "org_id"),
                                          ("cursor=abc", "cursor"), ("limit=1&limit=2", "limit")])
+@pytest.mark.claim("owasp.api4")
 def test_list_bad_query_400(keys_a, query, param):
     r, _ = call("GET", f"/v1/interactions?{query}", key=keys_a.read)
     assert r.status_code == 400
     assert f"'{param}'" in r.json()["error"]["message"]
 
 
+@pytest.mark.claim("threat.cursor-forgery")
 def test_cursor_tampered_or_other_filters_400(keys_a):
     actor = uid()
     post_json("/v1/interactions/batch", keys_a.ingest, {"interactions": [{"type": "t", "actor": actor}] * 3})
@@ -327,6 +341,7 @@ def test_get_404(keys_a):
         assert r.json()["error"]["code"] == "NOT_FOUND"
 
 
+@pytest.mark.claim("owasp.api6")
 def test_delete_204_then_404_and_audited(keys_a):
     created = post_json("/v1/interactions", keys_a.ingest, {"type": "t"}).json()
     r, _ = call("DELETE", f"/v1/interactions/{created['id']}", key=keys_a.admin)
@@ -346,6 +361,7 @@ def test_delete_204_then_404_and_audited(keys_a):
     ("DELETE", "/v1/interactions/int_00000000000000000000000000", "ingest"),
     ("DELETE", "/v1/interactions/int_00000000000000000000000000", "read"),
 ])
+@pytest.mark.claim("owasp.api5")
 def test_scope_403(keys_a, method, path, keyname):
     key = getattr(keys_a, keyname)
     r, _ = call(method, path, key=key, headers={"Content-Type": "application/json"}, data=b'{"type":"t"}')
@@ -353,6 +369,7 @@ def test_scope_403(keys_a, method, path, keyname):
     assert r.json()["error"]["code"] == "FORBIDDEN"
 
 
+@pytest.mark.claim("posture.auth-envelope")
 def test_dead_key_gets_401_not_400(keys_a):
     """A request that is both invalid and unauthenticated is answered 401."""
     r = post_json("/v1/interactions", "ck_live_" + "0" * 26, b"{broken")

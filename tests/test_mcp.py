@@ -293,6 +293,7 @@ def test_sdk_prompts(mcp_a, data_a, mode):
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.claim("owasp.api10", "threat.prompt-injection")
 def test_prompt_injection_is_neutralised(mcp_a, data_a, mode):
     injected = data_a["stored"][2]
     # The HTTP API returns what was stored; only what is meant for a model is sanitized.
@@ -338,6 +339,7 @@ def test_prompt_injection_is_neutralised(mcp_a, data_a, mode):
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
+@pytest.mark.claim("owasp.api1", "posture.measured-tenancy")
 def test_org_isolation(mcp_a, mcp_b, data_a, mode):
     """Org B's read key never sees org A's data through MCP, whatever it asks."""
     a_ids = {i["id"] for i in data_a["stored"]}
@@ -520,6 +522,7 @@ def test_initialize_negotiates_without_session(mcp_a):
         assert "mcp-session-id" not in r.headers
 
 
+@pytest.mark.claim("owasp.api2")
 def test_no_key_is_the_uniform_401():
     for key in [None, "ck_live_" + "A" * 26, "garbage"]:
         r = rpc(key, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
@@ -532,14 +535,41 @@ def test_no_key_is_the_uniform_401():
         assert r.headers["www-authenticate"] == api.headers["www-authenticate"]
 
 
+async def refused(key: str, mode: str, headers: dict | None = None) -> tuple[MCPError, list[int]]:
+    """Connects with the SDK where the server must refuse: the SDK's error (an
+    `MCPError`, possibly inside an exception group) and every HTTP status the
+    server answered. Any other failure (or none) fails the test."""
+    statuses: list[int] = []
+
+    async def record(response):
+        statuses.append(response.status_code)
+
+    h = {"Authorization": f"Bearer {key}", "CF-Connecting-IP": random_ip(), **(headers or {})}
+    try:
+        async with httpx2.AsyncClient(headers=h, timeout=httpx2.Timeout(60), event_hooks={"response": [record]}) as http:
+            async with Client(streamable_http_client(MCP_URL, http_client=http), mode=mode, cache=None):
+                pass
+    except Exception as e:  # noqa: BLE001 (unwrapped below; anything but an MCPError is re-raised)
+        pending = [e]
+        while pending:
+            x = pending.pop()
+            if isinstance(x, MCPError):
+                return x, statuses
+            pending.extend(getattr(x, "exceptions", ()))
+        raise
+    raise AssertionError(f"the SDK connected (statuses {statuses})")
+
+
 def test_sdk_without_valid_key_fails(mcp_a):
     async def main():
-        with pytest.raises(Exception):
-            async with connect("ck_live_" + "B" * 26, "legacy"):
-                pass
+        err, statuses = await refused("ck_live_" + "B" * 26, "legacy")
+        # The server's uniform 401 on the first request, nothing served after it.
+        assert statuses == [401], statuses
+        assert "error response" in str(err), err
     sdk(main)
 
 
+@pytest.mark.claim("owasp.api5")
 def test_ingest_only_key_403(mcp_a):
     r = legacy(mcp_a.ingest, "tools/list", {})
     assert r.status_code == 403
@@ -548,6 +578,7 @@ def test_ingest_only_key_403(mcp_a):
     assert r.status_code == 403
 
 
+@pytest.mark.claim("owasp.api8", "threat.hostile-page")
 def test_origin_validated():
     org = new_org("MCP origin org")
     read = scoped_key(org, "read")
@@ -569,14 +600,15 @@ def test_origin_validated():
     assert rpc(read, {"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 200
 
     async def main():
-        with pytest.raises(Exception):
-            async with connect(read, "legacy", headers={"Origin": "https://evil.example.com"}):
-                pass
+        err, statuses = await refused(read, "legacy", headers={"Origin": "https://evil.example.com"})
+        assert statuses == [403], statuses  # the origin refusal, not any other failure
+        assert "error response" in str(err), err
         async with connect(read, "auto", headers={"Origin": allowed}) as client:
             assert len((await client.list_tools()).tools) == 3
     sdk(main)
 
 
+@pytest.mark.claim("owasp.api4", "threat.large-bodies")
 def test_oversized_body_413(mcp_a):
     big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * BODY_CAP}}).encode()
     r = rpc(mcp_a.read, None, raw=big)

@@ -26,7 +26,7 @@ import schemathesis
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from conftest import ROOT, Org, call, new_org, post_json, random_ip
+from conftest import ROOT, Org, call, d1, new_org, post_json, random_ip
 
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
@@ -55,6 +55,32 @@ PRODUCT_ROUTES = [
     ("GET", "/v1/org"),
     ("PATCH", "/v1/org"),
     ("POST", "/mcp"),
+    ("GET", "/v1/interactions/export"),
+    ("GET", "/v1/sessions/{session}"),
+    ("POST", "/v1/erasures"),
+    ("GET", "/v1/erasures/{id}"),
+    ("POST", "/v1/alerts/{id}/resolve"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("GET", "/v1/openapi.json"),
+]
+# Org creation is the operator command's job (docs/architecture.md, "Why"):
+# no path and method creates an org over HTTP, whatever the key's scopes.
+ORG_CREATION = [
+    ("POST", "/v1/orgs"),
+    ("PUT", "/v1/orgs"),
+    ("POST", "/v1/org"),
+    ("PUT", "/v1/org"),
+    ("POST", "/v1/organizations"),
+    ("POST", "/v1/orgs/new"),
+    ("POST", "/v1/org/create"),
+    ("POST", "/v1/admin/orgs"),
+    ("POST", "/v1/admin/org"),
+    ("POST", "/admin/orgs"),
+    ("POST", "/v1/tenants"),
+    ("POST", "/v1/signup"),
 ]
 
 
@@ -133,6 +159,7 @@ def check_headers(op, response) -> None:
 # (c) ------------------------------------------------------------------------
 
 
+@pytest.mark.claim("owasp.api9")
 def test_spec_is_valid_openapi_3_1():
     assert SPEC["openapi"].startswith("3.1.")
     errors = [str(e) for e in OpenAPIV31SpecValidator(copy.deepcopy(SPEC)).iter_errors()]
@@ -194,6 +221,7 @@ def routes_org() -> Org:
 
 
 @pytest.mark.parametrize("method,path", [(m, p) for m, p, _ in operations()], ids=lambda v: v)
+@pytest.mark.claim("owasp.api9")
 def test_documented_operation_is_routed(method, path, routes_org):
     op = SPEC["paths"][path][method.lower()]
     # A path below the spec's path cannot exist: it is the unknown-route 404.
@@ -271,6 +299,7 @@ def undocumented_methods():
 
 
 @pytest.mark.parametrize("method,path", undocumented_methods(), ids=lambda v: v)
+@pytest.mark.claim("owasp.api8")
 def test_undocumented_method_is_405_with_allow(method, path, org_a):
     r, _ = call(method, concrete(path), key=org_a.key)
     assert r.status_code == 405, r.text
@@ -311,12 +340,37 @@ def test_l1_rate_limited_answer_conforms():
 
 
 @pytest.mark.parametrize("method,path", PRODUCT_ROUTES, ids=lambda v: v)
-def test_product_route_served_only_if_documented(method, path):
-    """A route of the product brief is either in the spec or not served."""
+@pytest.mark.claim("owasp.api9")
+def test_product_route_served_only_if_documented(method, path, routes_org):
+    """A route of the product brief is either in the spec or not served. A
+    documented one is asked without a key (anything but the unknown-route 404
+    or a 405 shows it routed); an undocumented one with an admin key, so that
+    a served route cannot hide behind the 401."""
     documented = path in SPEC["paths"] and method in spec_methods(path)
-    r, _ = call(method, concrete(path), json={} if method in ("POST", "PATCH") else None)
+    url = concrete(path).replace("{session}", "absent-session")
+    body = {} if method in ("POST", "PATCH", "PUT") else None
     if documented:
+        r, _ = call(method, url, json=body)
         assert r.status_code not in (404, 405), f"documented {method} {path} answered {r.status_code}"
     else:
+        r, _ = call(method, url, key=routes_org.key, json=body)
         assert r.status_code in (404, 405), (
             f"{method} {path} is served ({r.status_code}) but docs/openapi.yaml does not describe it")
+
+
+def org_count() -> int:
+    return d1("SELECT COUNT(*) AS n FROM orgs")[0]["n"]
+
+
+def test_no_org_creation_endpoint(routes_org):
+    """API5: nothing creates an org over HTTP, with an admin key and a
+    plausible body on every plausible path; the spec describes none either."""
+    body = {"name": "created over HTTP " + uuid.uuid4().hex}
+    before = org_count()
+    for method, path in ORG_CREATION:
+        assert not (path in SPEC["paths"] and method in spec_methods(path)), f"{method} {path} is documented"
+        r, _ = call(method, path, key=routes_org.key, json=body)
+        assert r.status_code in (404, 405), f"{method} {path} answered {r.status_code}: {r.text[:200]}"
+        assert r.json()["error"]["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
+    assert d1(f"SELECT COUNT(*) AS n FROM orgs WHERE name = '{body['name']}'")[0]["n"] == 0
+    assert org_count() == before  # no org row at all came from these requests

@@ -1,5 +1,7 @@
 """GET /v1/org: admin scope, served by the org's actor; a key only ever sees its own org."""
 
+import pytest
+
 from conftest import call
 
 
@@ -13,6 +15,7 @@ def test_org_200(org_a):
     assert body["created_at"].endswith("Z")
 
 
+@pytest.mark.claim("owasp.api1", "posture.measured-tenancy", "posture.tenancy", "threat.cross-tenant")
 def test_tenant_isolation_org_route(org_a, org_b):
     for org in (org_a, org_b, org_a, org_b):
         r, _ = call("GET", "/v1/org", key=org.key)

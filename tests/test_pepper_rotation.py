@@ -9,6 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import pytest
 import requests
 
 from conftest import ROOT, LocalServer, random_ip
@@ -78,6 +79,7 @@ def assert_all_work(server: LocalServer, keys: dict, when: str) -> None:
     assert not failed, f"{when}: valid keys refused {failed}"
 
 
+@pytest.mark.claim("owasp.api2", "posture.key-storage", "threat.db-key-theft", "threat.pepper-lockout")
 def test_pepper_rotation_old_keys_work_and_are_rehashed():
     s2 = secrets.token_hex(32)
     server = LocalServer("pepper", config=config_for(BEFORE))

@@ -5,6 +5,8 @@ command."""
 
 import uuid
 
+import pytest
+
 from conftest import admin, call, new_org, post_json
 
 
@@ -39,6 +41,7 @@ def test_default_quota_and_exact_usage_in_org():
     assert usage(org)["rows"] == 1 and usage(org)["bytes"] == expected
 
 
+@pytest.mark.claim("owasp.api4", "threat.storage-fill")
 def test_quota_refuses_whole_write_while_other_org_ingests():
     full, other = new_org("Quota full"), new_org("Quota other")
     out = admin("set-quota", "--org", full.id, "--rows", "10")
@@ -86,6 +89,7 @@ def test_quota_refuses_whole_write_while_other_org_ingests():
     assert usage(full)["quota_rows"] == 1_000_000
 
 
+@pytest.mark.claim("owasp.api4", "threat.storage-fill")
 def test_byte_quota_is_enforced():
     org = new_org("Quota bytes")
     admin("set-quota", "--org", org.id, "--bytes", "400")
@@ -95,6 +99,7 @@ def test_byte_quota_is_enforced():
     assert usage(org)["rows"] == 1 and usage(org)["bytes"] < 400
 
 
+@pytest.mark.claim("owasp.api4", "threat.storage-fill")
 def test_alerts_at_80_and_100_percent():
     org = new_org("Quota alerts")
     admin("set-quota", "--org", org.id, "--rows", "5")

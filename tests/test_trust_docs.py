@@ -3,9 +3,27 @@
 - docs/trust/posture.md maps every row of the security posture table, and
   docs/trust/owasp-api-top-10.md every OWASP API Security Top 10 (2023)
   category, to at least one test; every test any trust document links to
-  exists. Link syntax: a backticked `tests/test_x.py::test_name` (the file
-  holds `def test_name(`) or `core/src/x.rs::fn_name` (the file holds
-  `fn fn_name(`; any .rs path of the repository).
+  exists AND declares the claim it is cited for. Link syntax: a backticked
+  `tests/test_x.py::test_name` (the file holds `def test_name(`) or
+  `core/src/x.rs::fn_name` (the file holds `fn fn_name(`; any .rs path of the
+  repository).
+
+  Claims. Every link sits under exactly one claim id, written in the document
+  as `(claim `<id>`)` (ids: lower case, digits, `.` and `-`; each defined once
+  across docs/trust). In a table row the id in the row (by convention at the
+  start of its last cell) covers that row's links; anywhere else an id covers
+  the links that follow it up to the next heading (posture and OWASP sections
+  write `**Proved by** (claim `posture.key-storage`):`; table rows without an
+  id of their own take the section's). A test declares the claims it proves
+  in its own source, on the lines directly above its `def`/`fn` (with its
+  other decorators and attributes):
+  - Python: `@pytest.mark.claim("owasp.api4", "posture.l2")` (the marker is
+    registered in tests/conftest.py);
+  - Rust: `// claim: owasp.api4, posture.l2` above `#[test]` (also inside
+    `proptest!`).
+  A link whose test does not declare the citing claim fails, a declaration no
+  document defines (a typo) fails, and a declaration of a claim whose section
+  or row does not cite that test fails too.
 - The gitleaks rule for interlog keys (.gitleaks.toml) matches keys made the
   way the product makes them, and none of the near misses.
 - The SBOMs scripts/sbom.sh writes are CycloneDX JSON valid against the
@@ -21,6 +39,7 @@ import random
 import re
 import secrets
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -61,6 +80,11 @@ OWASP_2023 = {
 }
 
 LINK = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.(?:py|rs))::(\w+)`")
+CLAIM = re.compile(r"\(claim `([a-z0-9][a-z0-9.-]*)`\)")
+# Declarations attached to a function: the decorator/attribute/comment lines
+# directly above it.
+PY_CLAIM = re.compile(r"^\s*@pytest\.mark\.claim\((.*)\)\s*$")
+RS_CLAIM = re.compile(r"^\s*// claim: (.+?)\s*$")
 
 
 # ------------------------------------------------------------------ test links
@@ -100,6 +124,92 @@ def missing_link(path: str, name: str) -> str | None:
     return None
 
 
+def citations(doc: Path) -> list[tuple[str | None, str, str]]:
+    """(claim id or None, path, test name) for every link of a document, in order."""
+    out, section = [], None
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            section = None
+            continue
+        own = CLAIM.findall(line)
+        if line.startswith("|"):
+            claim = own[0] if own else section
+        else:
+            if own:
+                section = own[-1]
+            claim = section
+        out += [(claim, path, name) for path, name in links(line)]
+    return out
+
+
+def defined_claims() -> list[str]:
+    return [c for doc in sorted(TRUST.glob("*.md")) for c in CLAIM.findall(doc.read_text(encoding="utf-8"))]
+
+
+def attached_lines(lines: list[str], index: int, rust: bool) -> list[str]:
+    """The decorator, attribute and comment lines directly above lines[index]."""
+    out = []
+    for line in reversed(lines[:index]):
+        t = line.strip()
+        if t.startswith(("#[", "//", "#![") if rust else ("@", "#")):
+            out.append(line)
+        else:
+            break
+    return out
+
+
+def parse_declaration(line: str, rust: bool) -> list[str] | None:
+    if rust:
+        m = RS_CLAIM.match(line)
+        return [c.strip() for c in m.group(1).split(",")] if m else None
+    m = PY_CLAIM.match(line)
+    return re.findall(r"[\"']([^\"']*)[\"']", m.group(1)) if m else None
+
+
+def declared_claims(path: str, name: str) -> set[str]:
+    """The claim ids the function `name` of `path` declares (empty when none)."""
+    rust = path.endswith(".rs")
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    rx = (re.compile(rf"^\s*(?:pub(?:\([\w:]+\))?\s+)?(?:async\s+)?fn {re.escape(name)}\s*[<(]") if rust
+          else re.compile(rf"^\s*(?:async\s+)?def {re.escape(name)}\("))
+    found: set[str] = set()
+    for i, line in enumerate(lines):
+        if rx.match(line):
+            for above in attached_lines(lines, i, rust):
+                found |= set(parse_declaration(above, rust) or [])
+    return found
+
+
+def claim_mismatch(claim: str | None, path: str, name: str) -> str | None:
+    """Why the linked test does not prove `claim`, or None when it declares it."""
+    if claim is None:
+        return f"{path}::{name} is linked outside any claim"
+    have = declared_claims(path, name)
+    if claim not in have:
+        return f"{path}::{name} does not declare claim {claim!r} (declares {sorted(have) or 'none'})"
+    return None
+
+
+def all_declarations() -> list[tuple[str, str, str]]:
+    """(file, function, claim id) for every declaration in the test sources."""
+    files = sorted((ROOT / "tests").glob("*.py"))
+    for d in ("core", "durable", "src", "cli", "loadgen"):
+        files += sorted((ROOT / d).rglob("*.rs"))
+    out = []
+    fn = re.compile(r"^\s*(?:pub(?:\([\w:]+\))?\s+)?(?:async\s+)?(?:def|fn) (\w+)")
+    for f in files:
+        rust = f.suffix == ".rs"
+        lines = f.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            ids = parse_declaration(line, rust)
+            if ids is None:
+                continue
+            target = next((fn.match(x).group(1) for x in lines[i + 1:] if fn.match(x)), None)
+            for c in ids:
+                out.append((str(f.relative_to(ROOT)), target or "?", c))
+    return out
+
+
 def section_for(secs: dict[str, str], key: str) -> str:
     found = [body for head, body in secs.items() if head == key or head.startswith(key + " ")]
     assert found, f"no section headed {key!r} (have {list(secs)})"
@@ -112,7 +222,7 @@ def test_posture_row_links_a_test(row):
     body = section_for(sections(TRUST / "posture.md"), row)
     tests = links(body)
     assert tests, f"posture row {row!r} links no test"
-    assert "**Implemented in:**" in body and "**Proved by:**" in body, row
+    assert "**Implemented in:**" in body and re.search(r"\*\*Proved by\*\* \(claim `posture\.[a-z0-9.-]+`\):", body), row
 
 
 def test_posture_table_lists_every_seed_row():
@@ -143,6 +253,72 @@ def test_every_linked_test_exists():
                 broken.append(f"{doc.relative_to(ROOT)} → {why}")
     assert count >= 50, f"only {count} test links in docs/trust"
     assert not broken, "links to tests that do not exist:\n" + "\n".join(broken)
+
+
+def test_every_link_names_a_test_that_declares_the_claim():
+    """Each "proved by" link: the test declares the claim id of the section or
+    row that cites it, so the test was written (and reviewed) as a proof of
+    that claim, not merely present."""
+    wrong, count = [], 0
+    for doc in sorted(TRUST.glob("*.md")):
+        for claim, path, name in citations(doc):
+            count += 1
+            if missing_link(path, name) is None and (why := claim_mismatch(claim, path, name)):
+                wrong.append(f"{doc.relative_to(ROOT)} → {why}")
+    assert count >= 50, f"only {count} test links in docs/trust"
+    assert not wrong, "links whose test does not declare the claim:\n" + "\n".join(wrong)
+
+
+def test_claim_ids_are_defined_once_and_declared_only_where_cited():
+    defined = defined_claims()
+    dupes = sorted({c for c in defined if defined.count(c) > 1})
+    assert not dupes, f"claim ids defined more than once: {dupes}"
+    assert len(defined) >= 50, f"only {len(defined)} claims in docs/trust"
+    cited = {(claim, path, name) for doc in sorted(TRUST.glob("*.md")) for claim, path, name in citations(doc)}
+    unknown, uncited = [], []
+    for path, name, claim in all_declarations():
+        if claim not in defined:
+            unknown.append(f"{path}::{name} declares {claim!r}, which no document in docs/trust defines")
+        elif (claim, path, name) not in cited:
+            uncited.append(f"{path}::{name} declares {claim!r}, whose section or row does not link it")
+    assert not unknown, "\n".join(unknown)
+    assert not uncited, "\n".join(uncited)
+
+
+def test_claim_checker_reads_only_the_tests_own_declaration(tmp_path, monkeypatch):
+    """The checker takes the declaration attached to the linked function, not
+    a neighbour's, and refuses a claim it does not declare."""
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(
+        "import pytest\n\n\n"
+        "@pytest.mark.claim(\"posture.l1\", 'owasp.api4')\n"
+        "@pytest.mark.parametrize(\"n\", [1])\n"
+        "def test_proves(n):\n    assert n\n\n\n"
+        "def test_neighbour():\n    assert True\n\n\n"
+        "@pytest.mark.claim(\"posture.l2\")\n\n"
+        "def test_detached():\n    assert True\n", encoding="utf-8")
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "x.rs").write_text(
+        "proptest! {\n    // claim: posture.l2, threat.floods\n    #[test]\n    fn proves(x in 0u8..) {}\n}\n"
+        "#[test]\nfn neighbour() {}\n", encoding="utf-8")
+    assert declared_claims("tests/test_x.py", "test_proves") == {"posture.l1", "owasp.api4"}
+    assert declared_claims("tests/test_x.py", "test_neighbour") == set()
+    assert declared_claims("tests/test_x.py", "test_detached") == set()  # a blank line detaches it
+    assert declared_claims("core/x.rs", "proves") == {"posture.l2", "threat.floods"}
+    assert declared_claims("core/x.rs", "neighbour") == set()
+    assert claim_mismatch("posture.l1", "tests/test_x.py", "test_proves") is None
+    assert claim_mismatch("posture.l2", "tests/test_x.py", "test_proves")
+    assert claim_mismatch("posture.l2", "tests/test_x.py", "test_neighbour")
+    assert claim_mismatch(None, "tests/test_x.py", "test_proves")
+    doc = tmp_path / "d.md"
+    doc.write_text("## A\n\n**Proved by** (claim `a.one`):\n- `core/x.rs::proves`\n\n"
+                   "| t | (claim `a.two`) `tests/test_x.py::test_proves` |\n| u | `core/x.rs::neighbour` |\n"
+                   "## B\n- `core/x.rs::neighbour`\n", encoding="utf-8")
+    assert citations(doc) == [("a.one", "core/x.rs", "proves"), ("a.two", "tests/test_x.py", "test_proves"),
+                              ("a.one", "core/x.rs", "neighbour"), (None, "core/x.rs", "neighbour")]
+    decl = all_declarations()
+    assert ("tests/test_x.py", "test_proves", "owasp.api4") in decl and ("core/x.rs", "proves", "threat.floods") in decl
 
 
 def test_link_checker_catches_a_missing_test():
@@ -183,6 +359,7 @@ def found(rx: re.Pattern, group: int, text: str) -> list[str]:
     return [m.group(group) for m in rx.finditer(text)]
 
 
+@pytest.mark.claim("posture.key-format", "posture.supply-chain", "threat.committed-keys")
 def test_gitleaks_rule_matches_generated_keys():
     rx, group = gitleaks_rule()
     rng = random.Random(secrets.randbits(64))
@@ -197,6 +374,7 @@ def test_gitleaks_rule_matches_generated_keys():
                 assert found(rx, group, text) == [variant], (variant, text)
 
 
+@pytest.mark.claim("posture.key-format", "posture.supply-chain")
 def test_gitleaks_rule_ignores_near_misses():
     rx, group = gitleaks_rule()
     rng = random.Random(secrets.randbits(64))
@@ -231,6 +409,7 @@ def committable_files() -> list[str]:
     return [p for p in out.stdout.decode().split("\0") if p and (ROOT / p).is_file()]
 
 
+@pytest.mark.claim("posture.supply-chain", "threat.committed-keys")
 def test_gitleaks_allowlist_covers_only_fuzz_inputs():
     config = tomllib.loads((ROOT / ".gitleaks.toml").read_text(encoding="utf-8"))
     paths = [p for a in config.get("allowlists", []) for p in a.get("paths", [])]
@@ -251,6 +430,7 @@ def test_gitleaks_allowlist_covers_only_fuzz_inputs():
         assert not found(rx, group, text), f"key-shaped string in {rel}"
 
 
+@pytest.mark.claim("posture.supply-chain")
 def test_pre_commit_runs_gitleaks_fmt_and_clippy():
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     repos = {r["repo"]: r for r in config["repos"]}
@@ -305,6 +485,7 @@ def direct_dependencies(member: str) -> set[str]:
             for name, spec in manifest.get("dependencies", {}).items()}
 
 
+@pytest.mark.claim("owasp.api9", "posture.supply-chain", "threat.dependencies")
 def test_sbom_wasm_is_cyclonedx_naming_cargo_lock_crates():
     bom = sbom("interlog.cdx.json")
     assert bom["bomFormat"] == "CycloneDX"
@@ -327,6 +508,7 @@ def test_sbom_wasm_is_cyclonedx_naming_cargo_lock_crates():
         assert dep["ref"] in refs and set(dep.get("dependsOn", [])) <= refs, dep["ref"]
 
 
+@pytest.mark.claim("owasp.api9", "posture.supply-chain")
 def test_sbom_npm_is_cyclonedx_naming_lockfile_packages():
     bom = sbom("npm.cdx.json")
     assert bom["bomFormat"] == "CycloneDX"
@@ -345,6 +527,7 @@ def test_sbom_npm_is_cyclonedx_naming_lockfile_packages():
 # -------------------------------------------------------- cargo-deny, fuzzing
 
 
+@pytest.mark.claim("owasp.api8", "posture.supply-chain", "threat.dependencies")
 def test_deny_policy():
     deny = tomllib.loads((ROOT / "deny.toml").read_text(encoding="utf-8"))
     assert deny["sources"]["unknown-registry"] == "deny" and deny["sources"]["unknown-git"] == "deny"
@@ -355,6 +538,7 @@ def test_deny_policy():
     assert "cargo deny --locked check" in script and "checks=(licenses bans sources)" in script
 
 
+@pytest.mark.claim("posture.supply-chain")
 def test_fuzz_targets_cover_the_parsers():
     manifest = tomllib.loads((ROOT / "fuzz" / "Cargo.toml").read_text(encoding="utf-8"))
     assert "workspace" in manifest, "fuzz/ must be its own workspace"
@@ -376,6 +560,7 @@ def test_fuzz_targets_cover_the_parsers():
     assert "fuzz" in root["workspace"].get("exclude", []) and "fuzz" not in root["workspace"]["members"]
 
 
+@pytest.mark.claim("owasp.api7", "threat.ssrf")
 def test_no_outbound_fetch_of_request_data():
     """SSRF (API7): the Worker and the Durable Objects fetch nothing but their
     own Durable Object stubs at fixed internal URLs; no outbound `Fetch`."""

@@ -611,6 +611,7 @@ mod tests {
         fx.iter().filter_map(|e| if let Effect::AuditCount(c) = e { Some(c) } else { None }).collect()
     }
 
+    // claim: threat.failed-login-writes
     #[test]
     fn wrong_secret_flood_is_one_row_per_minute_with_its_count() {
         let mut g = gate([record(1, &[Scope::Read], None)], 10);

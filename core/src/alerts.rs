@@ -166,6 +166,7 @@ mod tests {
         AlertTracker::new(AlertRules::default())
     }
 
+    // claim: owasp.api6
     #[test]
     fn threshold_opens_then_throttles() {
         let mut t = tracker();

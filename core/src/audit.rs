@@ -389,6 +389,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: threat.failed-login-writes
         /// Whatever the events: memory bounded, a second row for a key within
         /// its window only when the map was full, and every event in a row's
         /// count (first rows + stored counts + still open add up to the events).

@@ -160,6 +160,7 @@ mod tests {
         }
     }
 
+    // claim: posture.auth-envelope
     #[test]
     fn reasons_are_distinct() {
         let mut r: Vec<_> = AuthFailure::ALL.iter().map(|f| f.reason()).collect();
@@ -168,6 +169,7 @@ mod tests {
         assert_eq!(r.len(), AuthFailure::ALL.len());
     }
 
+    // claim: owasp.api5, threat.scope-escalation
     #[test]
     fn access_rules() {
         let prefix = KeyPrefix::parse("ABCDEFGH").unwrap();

@@ -58,6 +58,7 @@ pub fn parse_symbols<const N: usize>(s: &str) -> Option<[u8; N]> {
 mod tests {
     use super::*;
 
+    // claim: posture.key-format
     #[test]
     fn rejects_ambiguous_letters() {
         for b in b"IiLlOoUu" {

@@ -90,6 +90,7 @@ mod tests {
             prop_assert_eq!(key(1).decode(&scope, &c), Ok(pos));
         }
 
+        // claim: owasp.api1, posture.tenancy
         #[test]
         fn other_scope_or_key_rejected(at in any::<i64>(), scope in "[a-z]{1,10}") {
             let pos = PagePosition { at, id: "int_x".into() };
@@ -98,6 +99,7 @@ mod tests {
             prop_assert_eq!(key(2).decode(&scope, &c), Err(InvalidCursor));
         }
 
+        // claim: threat.cursor-forgery
         #[test]
         fn any_single_edit_rejected(at in any::<i64>(), pos_i in 0usize..64, ch in "[A-Za-z0-9_.-]") {
             let c = key(1).encode("s", &PagePosition { at, id: "int_abc".into() });
@@ -110,6 +112,7 @@ mod tests {
             prop_assert_eq!(key(1).decode("s", &edited), Err(InvalidCursor));
         }
 
+        // claim: threat.parser-crash
         #[test]
         fn garbage_never_panics(s in "\\PC{0,300}") {
             let _ = key(1).decode("s", &s);

@@ -121,6 +121,7 @@ impl ApiError {
 mod tests {
     use super::*;
 
+    // claim: posture.auth-envelope
     #[test]
     fn unauthorized_envelope_is_the_documented_one() {
         let v = ApiError::Unauthorized.envelope("req_1");
@@ -130,6 +131,7 @@ mod tests {
         );
     }
 
+    // claim: owasp.api3, owasp.api8, posture.auth-envelope
     #[test]
     fn internal_detail_never_public() {
         let e = ApiError::internal("D1_ERROR: secret table name");

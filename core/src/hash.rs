@@ -126,6 +126,7 @@ mod tests {
         Pepper::new(v, vec![fill; 32]).unwrap()
     }
 
+    // claim: posture.key-storage
     #[test]
     fn rfc4231_case_2_shape() {
         // HMAC-SHA-256 known answer (RFC 4231 test case 2) through the same code path.
@@ -134,6 +135,7 @@ mod tests {
         assert_eq!(d.to_hex(), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
+    // claim: owasp.api10, posture.key-storage
     #[test]
     fn short_or_unversioned_peppers_are_refused() {
         assert_eq!(Pepper::new(1, vec![1; 31]).unwrap_err(), PepperError::TooShort);
@@ -142,6 +144,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: owasp.api2, posture.key-storage, threat.db-key-theft
         #[test]
         fn verify_accepts_own_digest_only(e in any::<[u8; ENTROPY_BYTES]>(), f in any::<[u8; ENTROPY_BYTES]>()) {
             let a = ApiKey::from_entropy(&e);

@@ -343,6 +343,7 @@ mod tests {
         assert_eq!(v.idempotency_key.as_deref(), Some("k1"));
     }
 
+    // claim: owasp.api3
     #[test]
     fn every_problem_names_its_field() {
         let e = validate(
@@ -402,6 +403,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), Value::Object(v.metadata.unwrap()));
     }
 
+    // claim: posture.body-caps
     #[test]
     fn batch_rules() {
         let item = json!({"type": "t"});
@@ -425,6 +427,7 @@ mod tests {
         json!({ "interactions": vec![Value::Object(item); items] })
     }
 
+    // claim: owasp.api4, threat.error-amplification
     #[test]
     fn a_batch_of_a_million_unknown_fields_gives_twenty_details_and_the_count() {
         let e = validate_batch(&batch_of_unknown_fields(100, 10_000), NOW).unwrap_err();
@@ -455,6 +458,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: threat.parser-crash
         #[test]
         fn arbitrary_json_never_panics(s in "\\PC{0,200}") {
             if let Ok(v) = serde_json::from_str::<Value>(&s) {

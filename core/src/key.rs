@@ -116,6 +116,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: posture.key-format
         #[test]
         fn generate_format_parse_roundtrip(e in any::<[u8; ENTROPY_BYTES]>()) {
             let key = key_of(e);
@@ -128,6 +129,7 @@ mod tests {
             prop_assert_eq!(&text[LIVE_PREFIX.len()..LIVE_PREFIX.len() + PREFIX_LEN], prefix.as_str());
         }
 
+        // claim: posture.key-format
         #[test]
         fn case_mix_parses_to_canonical(e in any::<[u8; ENTROPY_BYTES]>(), mask in any::<u32>()) {
             let text = key_of(e).expose_secret();
@@ -137,6 +139,7 @@ mod tests {
             prop_assert_eq!(ApiKey::parse(&mixed).unwrap().expose_secret(), text);
         }
 
+        // claim: posture.key-format
         #[test]
         fn wrong_length_is_malformed(e in any::<[u8; ENTROPY_BYTES]>(), cut in 0usize..BODY_LEN, extra in "[0-9A-Z]{1,5}") {
             let text = key_of(e).expose_secret();
@@ -144,6 +147,7 @@ mod tests {
             prop_assert_eq!(ApiKey::parse(&format!("{text}{extra}")), Err(MalformedKey));
         }
 
+        // claim: posture.key-format
         #[test]
         fn ambiguous_letters_are_malformed(e in any::<[u8; ENTROPY_BYTES]>(), pos in 0usize..BODY_LEN, bad in prop::sample::select(vec!['I','i','L','l','O','o','U','u'])) {
             let mut text: Vec<char> = key_of(e).expose_secret().chars().collect();
@@ -152,6 +156,7 @@ mod tests {
             prop_assert_eq!(ApiKey::parse(&text), Err(MalformedKey));
         }
 
+        // claim: posture.key-format
         #[test]
         fn whitespace_and_unicode_are_malformed(e in any::<[u8; ENTROPY_BYTES]>(), pos in 0usize..=BODY_LEN,
             junk in prop::sample::select(vec![" ", "\t", "\n", "\u{00a0}", "\u{200b}", "\u{ff21}", "é", "\u{0410}", "-", "_", "="])) {
@@ -168,6 +173,7 @@ mod tests {
             prop_assert_eq!(ApiKey::parse(&format!("{text} ")), Err(MalformedKey));
         }
 
+        // claim: posture.key-format
         #[test]
         fn other_prefixes_are_malformed(e in any::<[u8; ENTROPY_BYTES]>(),
             lit in prop::sample::select(vec!["ck_test_", "CK_LIVE_", "ck-live-", "ck_live", "sk_live_", "ck_live__", ""])) {
@@ -175,6 +181,7 @@ mod tests {
             prop_assert_eq!(ApiKey::parse(&format!("{lit}{body}")), Err(MalformedKey));
         }
 
+        // claim: threat.parser-crash
         #[test]
         fn arbitrary_strings_never_panic(s in "\\PC{0,64}") {
             let _ = ApiKey::parse(&s);
@@ -182,6 +189,7 @@ mod tests {
         }
     }
 
+    // claim: threat.key-leakage
     #[test]
     fn debug_hides_the_secret() {
         let key = key_of([0xAB; ENTROPY_BYTES]);
@@ -190,6 +198,7 @@ mod tests {
         assert!(shown.contains(key.prefix().as_str()));
     }
 
+    // claim: owasp.api2, posture.key-format, threat.key-enumeration
     #[test]
     fn uses_130_bits() {
         // Bits past 130 do not change the key; bits before do.

@@ -685,6 +685,7 @@ mod tests {
             }
         }
 
+        // claim: owasp.api2, threat.admin-survives-rotation
         /// Whatever is revoked or rotated, and however much time passes, an
         /// org whose keys do not expire keeps a live admin key that may manage
         /// keys: a predecessor never stands in for the last successor.
@@ -700,6 +701,7 @@ mod tests {
             }
         }
 
+        // claim: threat.key-behind-actor
         /// A snapshot read at any moment, merged at any later moment, adds the
         /// keys made behind the ring's back and changes no record the ring holds.
         #[test]

@@ -111,7 +111,10 @@ pub fn parse_grace(v: &Value) -> Result<i64, Vec<(String, String)>> {
     if let Some(k) = obj.keys().find(|k| k.as_str() != "grace_seconds") {
         return Err(vec![field_err(k, "unknown field")]);
     }
-    match obj.get("grace_seconds").and_then(Value::as_i64) {
+    // An integer in JSON Schema's sense: `60` and `60.0` are the same number.
+    let whole =
+        |v: &Value| v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 1e15).map(|f| f as i64));
+    match obj.get("grace_seconds").and_then(whole) {
         Some(g) if (0..=MAX_GRACE_SECONDS).contains(&g) => Ok(g * 1000),
         _ => Err(vec![field_err("grace_seconds", "is required: an integer from 0 to 2592000 (30 days)")]),
     }
@@ -213,6 +216,7 @@ mod tests {
         assert_eq!(r.expires_at, None);
     }
 
+    // claim: owasp.api3
     #[test]
     fn key_request_errors_name_fields() {
         let e =
@@ -230,6 +234,18 @@ mod tests {
         assert_eq!(e.total(), 10_001);
         assert_eq!(e.kept().len(), crate::field_errors::MAX_FIELD_ERRORS);
         assert!(e.iter().all(|x| x.field.len() < 100));
+    }
+
+    #[test]
+    fn grace_accepts_a_float_with_zero_fraction() {
+        assert_eq!(parse_grace(&json!({"grace_seconds": 2_592_000.0})), Ok(2_592_000_000));
+        assert_eq!(parse_grace(&json!({"grace_seconds": 60.0})), Ok(60_000));
+        assert_eq!(parse_grace(&json!({"grace_seconds": 0.0})), Ok(0));
+        let body: Value = serde_json::from_str(r#"{"grace_seconds": 6e1}"#).unwrap();
+        assert_eq!(parse_grace(&body), Ok(60_000));
+        for bad in [json!(60.5), json!(-1.0), json!(2_592_001.0), json!(1e300), json!("60"), json!(true)] {
+            assert!(parse_grace(&json!({ "grace_seconds": bad })).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -211,6 +211,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: threat.large-pages
         #[test]
         fn page_cut_is_bounded_and_skips_nothing(sizes in proptest::collection::vec(0u64..5_000_000, 0..=201), limit in 1usize..=200) {
             let sizes = &sizes[..sizes.len().min(limit + 1)];
@@ -238,6 +239,7 @@ mod tests {
         assert_eq!(r.filter, InteractionFilter::default());
     }
 
+    // claim: owasp.api4
     #[test]
     fn limits_and_errors_name_the_parameter() {
         assert_eq!(q(&[("limit", "200")]).unwrap().limit, 200);
@@ -255,6 +257,7 @@ mod tests {
         assert!(q(&[("since", "2026-01-02T00:00:00Z"), ("until", "2026-01-01T00:00:00Z")]).is_err());
     }
 
+    // claim: posture.tenancy
     #[test]
     fn scope_differs_by_org_and_filter() {
         let f = InteractionFilter::default();

@@ -83,6 +83,7 @@ mod tests {
         assert_eq!(l1_key(" 203.0.113.7 ").as_deref(), Some("203.0.113.7"));
     }
 
+    // claim: posture.l1
     #[test]
     fn ipv6_folded_to_64() {
         let a = l1_key("2001:db8:1:2:aaaa::1");
@@ -104,6 +105,7 @@ mod tests {
         assert_eq!(back, a);
     }
 
+    // claim: threat.failed-login-writes
     #[test]
     fn ipv6_has_a_48_key_and_ipv4_none() {
         let a = ClientIp::parse("2001:db8:1:2:aaaa::1").unwrap();

@@ -103,6 +103,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        // claim: owasp.api4
         #[test]
         fn reached_exactly_when_a_quota_is_used_up(rows in any::<u64>(), bytes in any::<u64>(), qr in any::<u64>(), qb in any::<u64>()) {
             let level = usage(rows, bytes, qr, qb).level();

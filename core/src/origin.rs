@@ -97,6 +97,7 @@ pub fn parse_list(s: &str) -> Vec<Origin> {
 mod tests {
     use super::*;
 
+    // claim: posture.transport
     #[test]
     fn canonical_origins_parse() {
         for ok in [
@@ -110,6 +111,7 @@ mod tests {
         }
     }
 
+    // claim: posture.cors, posture.transport
     #[test]
     fn non_canonical_or_unsafe_rejected() {
         for bad in [

@@ -93,6 +93,7 @@ mod tests {
         PepperVersions { current, previous }
     }
 
+    // claim: threat.pepper-lockout
     #[test]
     fn a_change_of_versions_is_a_miss() {
         let mut cache = PepperCache::new();

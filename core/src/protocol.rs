@@ -246,6 +246,13 @@ impl DoResponse {
         let error = ApiError::internal(format!("bad actor request: {detail}"));
         Self { result: Err(Refusal::Failed { error }), origin_allowed: false, rate: None }
     }
+
+    /// Reads the actor's reply as the front Worker received it. Anything that
+    /// is not a well-formed `DoResponse` is an internal error (a `500` with no
+    /// detail out), never a pass and never a retryable `503`.
+    pub fn from_reply(bytes: &[u8]) -> Result<Self, ApiError> {
+        serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("unreadable org actor reply: {e}")))
+    }
 }
 
 /// A key's L2 standing after this request.
@@ -338,6 +345,7 @@ mod tests {
         }
     }
 
+    // claim: owasp.api10
     #[test]
     fn unreadable_replies_are_refusals() {
         for bad in ["", "{}", "{\"result\":{\"Ok\":{\"outcome\":\"nope\"}}}", "[1,2]"] {
@@ -347,6 +355,37 @@ mod tests {
         assert!(matches!(r.result, Err(Refusal::Failed { error: ApiError::Internal { .. } })));
     }
 
+    /// What the front Worker receives from the actor: a reply it cannot read
+    /// (garbage, an unknown outcome or refusal, a wrong shape, a truncated
+    /// body) is an internal error whose envelope carries no detail; a
+    /// well-formed one is read as sent.
+    #[test]
+    fn unreadable_replies_are_internal_errors_for_the_client() {
+        let good = DoResponse { result: Err(Refusal::PrefixCollision), origin_allowed: true, rate: None };
+        let good_json = serde_json::to_string(&good).unwrap();
+        assert_eq!(DoResponse::from_reply(good_json.as_bytes()).unwrap(), good);
+        let truncated = &good_json[..good_json.len() - 1];
+        let bad: [&[u8]; 8] = [
+            b"",
+            b"garbage",
+            b"{}",
+            b"[1,2]",
+            b"{\"result\":{\"Ok\":{\"outcome\":\"nope\"}}}",
+            b"{\"result\":{\"Err\":{\"refusal\":\"unknown\"}}}",
+            b"\xff\xfe",
+            truncated.as_bytes(),
+        ];
+        for reply in bad {
+            let e = DoResponse::from_reply(reply).unwrap_err();
+            assert!(matches!(e, ApiError::Internal { .. }), "{reply:?} gave {e:?}");
+            assert_eq!(e.code(), "INTERNAL");
+            assert_eq!(e.retry_after(), None, "not retryable");
+            let envelope = e.envelope("req_x").to_string();
+            assert!(!envelope.contains("unreadable") && !envelope.contains("line"), "{envelope}");
+        }
+    }
+
+    // claim: owasp.api1, posture.measured-tenancy, posture.tenancy, threat.cross-tenant
     #[test]
     fn actor_refuses_other_orgs() {
         assert!(org_matches(None, &org(1)));

@@ -516,6 +516,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: posture.l2
         #[test]
         fn never_admits_more_than_limit_in_any_period(
             ((limit, period), events) in config().prop_flat_map(|c| (Just(c), timeline(c.1, 400))),
@@ -605,6 +606,7 @@ mod tests {
             }
         }
 
+        // claim: posture.l2
         /// A restart loses only the admissions after the last snapshot that
         /// reached storage: counting those as "lost", every period holds at
         /// most `limit` of the others, and at most `limit + lost` in all.
@@ -670,6 +672,7 @@ mod tests {
             }
         }
 
+        // claim: posture.l2
         #[test]
         fn snapshot_then_restore_reproduces_every_decision(
             ((limit, period), events) in config().prop_flat_map(|c| (Just(c), timeline(c.1, 200))),
@@ -729,6 +732,7 @@ mod tests {
         assert_eq!(Decision { allowed: true, remaining: 5, ..d }.retry_after_s(), 0);
     }
 
+    // claim: posture.l2
     #[test]
     fn l2_defaults_admit_1000_per_minute() {
         let mut rl: RateLimiter<KeyPrefix> = RateLimiter::default();
@@ -741,6 +745,7 @@ mod tests {
         assert_eq!(rl.peek(&key, 50_000).remaining, 0);
     }
 
+    // claim: posture.l2
     #[test]
     fn keys_are_independent() {
         let mut rl = limiter(2, MIN);
@@ -786,6 +791,7 @@ mod tests {
         assert!(rl.is_empty());
     }
 
+    // claim: owasp.api4
     #[test]
     fn the_map_stays_bounded_without_explicit_eviction() {
         let mut rl: RateLimiter<u32> = RateLimiter::new(10, 1_000).unwrap();

@@ -280,6 +280,7 @@ mod tests {
         t < cutoff
     }
 
+    // claim: posture.retention
     #[test]
     fn defaults_are_the_posture() {
         let p = RetentionPeriods::default();
@@ -289,6 +290,7 @@ mod tests {
         assert_eq!(p.alerts_days, 90);
     }
 
+    // claim: posture.retention
     #[test]
     fn interactions_24_months_edges() {
         let now = at("2026-11-15T10:30:00Z");
@@ -330,6 +332,7 @@ mod tests {
         assert!(!expired(c, at("2026-03-01T00:00:00Z")));
     }
 
+    // claim: posture.measured-retention
     #[test]
     fn leap_years() {
         // Leap day minus 24 months: 2026 has no Feb 29 → everything of 2026-02-28 and before expires.
@@ -356,6 +359,7 @@ mod tests {
         assert_eq!(rfc3339(c.audit_log), "2026-12-31T00:00:00.000Z");
     }
 
+    // claim: posture.retention
     #[test]
     fn rate_limits_two_hours_edges() {
         let now = at("2026-11-15T10:30:00Z");
@@ -367,6 +371,7 @@ mod tests {
         assert!(!expired(c.rate_limits, now));
     }
 
+    // claim: posture.retention
     #[test]
     fn audit_and_alerts_ninety_days_edges() {
         let now = at("2026-11-15T10:30:00Z");
@@ -486,11 +491,13 @@ mod tests {
             prop_assert_eq!(t < months_before(now, months), now > keep_until_months(t, months));
         }
 
+        // claim: posture.measured-retention
         #[test]
         fn cutoff_matches_keep_until_anywhere(now in any_ms(), t in any_ms(), months in 1u32..60) {
             prop_assert_eq!(t < months_before(now, months), now > keep_until_months(t, months));
         }
 
+        // claim: posture.retention
         #[test]
         fn cutoffs_never_move_back_and_stay_in_the_past(a in near_month_end(), d in 0i64..3 * MS_PER_DAY, months in 1u32..60) {
             let b = a + d;

@@ -36,6 +36,36 @@ impl Endpoint {
             _ => None,
         }
     }
+
+    /// The route template, for logs: path parameters stay placeholders, so
+    /// the value is bounded and carries no identifier.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Endpoint::GetOrg | Endpoint::UpdateOrg => "/v1/org",
+            Endpoint::CreateInteraction | Endpoint::ListInteractions => "/v1/interactions",
+            Endpoint::CreateInteractions => "/v1/interactions/batch",
+            Endpoint::GetInteraction(_) | Endpoint::DeleteInteraction(_) => "/v1/interactions/{id}",
+            Endpoint::CreateKey | Endpoint::ListKeys => "/v1/keys",
+            Endpoint::RevokeKey(_) => "/v1/keys/{prefix}/revoke",
+            Endpoint::RotateKey(_) => "/v1/keys/{prefix}/rotate",
+            Endpoint::ListAudit => "/v1/audit-log",
+            Endpoint::ListAlerts => "/v1/alerts",
+            Endpoint::Mcp => "/mcp",
+        }
+    }
+}
+
+/// The route template of a path whatever the method (a 405 still names the
+/// route it missed); `None` for a path that is no route.
+pub fn template(path: &str) -> Option<&'static str> {
+    let route = match resolve("GET", path) {
+        Err(ApiError::MethodNotAllowed { allow }) => allow.first().and_then(|m| resolve(m, path).ok()),
+        other => other.ok(),
+    };
+    match route? {
+        Route::Health => Some("/v1/health"),
+        Route::Api { endpoint, .. } => Some(endpoint.template()),
+    }
 }
 
 /// A resolved route.
@@ -95,6 +125,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
 mod tests {
     use super::*;
 
+    // claim: owasp.api5
     #[test]
     fn known_routes() {
         assert_eq!(resolve("GET", "/v1/health"), Ok(Route::Health));
@@ -111,6 +142,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn templates_hide_path_parameters() {
+        assert_eq!(template("/v1/health"), Some("/v1/health"));
+        assert_eq!(template("/v1/org"), Some("/v1/org"));
+        assert_eq!(template("/v1/interactions/batch"), Some("/v1/interactions/batch"));
+        assert_eq!(template("/v1/interactions/int_1"), Some("/v1/interactions/{id}"));
+        assert_eq!(template("/v1/keys/ABCDEFGH/revoke"), Some("/v1/keys/{prefix}/revoke"));
+        assert_eq!(template("/v1/keys/ABCDEFGH/rotate"), Some("/v1/keys/{prefix}/rotate"));
+        assert_eq!(template("/v1/audit-log"), Some("/v1/audit-log"));
+        assert_eq!(template("/mcp"), Some("/mcp"));
+        assert_eq!(template("/v1/keys/ABCDEFGH/other"), None);
+        assert_eq!(template("/"), None);
+    }
+
+    // claim: owasp.api9
     #[test]
     fn unknown_path_404_wrong_method_405() {
         assert_eq!(resolve("GET", "/v1/org/"), Err(ApiError::NotFound));

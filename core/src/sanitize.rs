@@ -906,6 +906,7 @@ mod tests {
         ("Привет ", " мир"),
     ];
 
+    // claim: owasp.api10, threat.prompt-injection
     #[test]
     fn every_evasion_of_every_token_is_neutralised() {
         for &token in CONTROL_TOKENS {
@@ -1088,6 +1089,7 @@ mod tests {
         ("<|reserved_special_token_247|>", "reserved_special_token"),
     ];
 
+    // claim: threat.new-model-tokens
     #[test]
     fn published_tool_and_reasoning_tokens_are_neutralised() {
         for &(spelling, name) in PUBLISHED {
@@ -1106,6 +1108,7 @@ mod tests {
         assert_eq!(sanitize("<think>\nplan\n</think>\n\n"), "[filtered:think]\nplan\n[filtered:/think]\n\n");
     }
 
+    // claim: threat.new-model-tokens
     #[test]
     fn reserved_token_pattern_needs_digits_and_its_delimiters() {
         for n in 0..256 {
@@ -1245,6 +1248,7 @@ mod tests {
     }
 
     proptest! {
+        // claim: owasp.api10, threat.prompt-injection
         #[test]
         fn output_never_contains_a_token_and_is_stable(input in mixed_input()) {
             let out = sanitize(&input);

@@ -34,22 +34,39 @@ pub struct AlarmCtx<'a> {
 /// One alarm run: flush `last_used_at`, checkpoints, retention when due,
 /// then re-arm for the next due work.
 pub async fn run(a: &AlarmCtx<'_>) -> Res<()> {
-    flush_last_used(a).await?;
+    let flushed = flush_last_used(a).await?;
     if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
         g.alerts.evict(a.now);
     }
+    let admissions = a.memory.gate.borrow().as_ref().map_or(0, |g| g.limiter.unsaved_admissions());
     checkpoint(&a.db, a.org, &a.memory.gate, a.now).await;
     flush_audit_counts(a).await;
     if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
         g.limiter.evict_idle(a.now);
     }
-    let next = retention_when_due(a).await?;
+    let (next, retention) = retention_when_due(a).await?;
     let next = next_deadline(a, next);
+    log_run(a.org, flushed, admissions, retention);
     a.state.storage().set_alarm(next.saturating_sub(a.now).max(0)).await.map_err(|e| storage_error("alarm rearm", e))
 }
 
-/// Writes the remembered last-use times; kept for the next run on failure.
-async fn flush_last_used(a: &AlarmCtx<'_>) -> Res<()> {
+/// The run's one structured log line (a JSON object, no prefix).
+fn log_run(org: &OrgId, flushed: usize, admissions: u64, retention: Option<serde_json::Value>) {
+    let line = serde_json::json!({
+        "event": "alarm",
+        "level": "info",
+        "actor": "org",
+        "org_id": org.as_str(),
+        "flushed": flushed,
+        "checkpoint": admissions,
+        "retention": retention,
+    });
+    console_log!("{line}");
+}
+
+/// Writes the remembered last-use times (how many); kept for the next run on
+/// failure.
+async fn flush_last_used(a: &AlarmCtx<'_>) -> Res<usize> {
     let used: Vec<(KeyPrefix, i64)> =
         a.memory.gate.borrow_mut().as_mut().map(|g| g.unsaved_use.drain().collect()).unwrap_or_default();
     if let Err(e) = keys::flush_last_used(&a.db, a.org, &used).await {
@@ -63,7 +80,7 @@ async fn flush_last_used(a: &AlarmCtx<'_>) -> Res<()> {
             g.keys.note_used(prefix, *at);
         }
     }
-    Ok(())
+    Ok(used.len())
 }
 
 /// Stores the final counts of auth-failure windows that have ended (a bounded
@@ -83,13 +100,14 @@ async fn flush_audit_counts(a: &AlarmCtx<'_>) {
     }
 }
 
-/// Runs retention if it is due; returns when it is due next.
-async fn retention_when_due(a: &AlarmCtx<'_>) -> Res<i64> {
+/// Runs retention if it is due; returns when it is due next and the run's
+/// summary, if it ran.
+async fn retention_when_due(a: &AlarmCtx<'_>) -> Res<(i64, Option<serde_json::Value>)> {
     let storage = a.state.storage();
     let due: Option<i64> = storage.get(NEXT_RETENTION_KEY).await.map_err(|e| storage_error("alarm due", e))?;
     let next = due.unwrap_or(a.now);
     if next > a.now {
-        return Ok(next);
+        return Ok((next, None));
     }
     let cfg = &a.cfg.retention;
     let report = retention::run_org(&a.db, a.org, a.now, cfg).await?;
@@ -98,11 +116,11 @@ async fn retention_when_due(a: &AlarmCtx<'_>) -> Res<i64> {
         *a.memory.settings.borrow_mut() = None;
     }
     let summary = report.summary(a.now);
-    console_log!("retention org={} {summary}", a.org);
     let next = a.now + if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };
-    storage.put(crate::dispatch::LAST_RETENTION_KEY, summary).await.map_err(|e| storage_error("alarm summary", e))?;
+    storage.put(crate::dispatch::LAST_RETENTION_KEY, &summary).await.map_err(|e| storage_error("alarm summary", e))?;
     storage.put(NEXT_RETENTION_KEY, next).await.map_err(|e| storage_error("alarm next", e))?;
-    Ok(next)
+    *a.memory.last_retention.borrow_mut() = Some(Some(summary.clone()));
+    Ok((next, Some(summary)))
 }
 
 /// The earliest of retention's next run and any unsaved state's deadline.

@@ -20,6 +20,8 @@ use worker::{D1Database, State};
 pub struct Memory {
     pub gate: RefCell<Option<Gate>>,
     pub settings: RefCell<Option<OrgView>>,
+    /// The last retention run's summary (`None`: not read from storage yet).
+    pub last_retention: RefCell<Option<Option<serde_json::Value>>>,
 }
 
 /// One call's context. The gate is borrowed only inside [`Ctx::gate`], never
@@ -62,6 +64,11 @@ impl<'a> Ctx<'a> {
     /// The cell holding the gate, for adapters that borrow it themselves.
     pub fn gate_cell(&self) -> &'a RefCell<Option<Gate>> {
         &self.memory.gate
+    }
+
+    /// The actor's in-memory state.
+    pub fn memory(&self) -> &'a Memory {
+        self.memory
     }
 
     /// The org's settings as last read (`None`: not read yet, or changed).

@@ -95,13 +95,23 @@ async fn get_org(ctx: &Ctx<'_>) -> Answer {
             org
         }
     };
-    let last: Option<Value> = ctx
+    Ok(Outcome::Org { org, last_retention_run: last_retention(ctx).await? })
+}
+
+/// The last retention run's summary: read from the actor's storage once,
+/// then kept in memory (the alarm, its only writer, updates both).
+async fn last_retention(ctx: &Ctx<'_>) -> Result<Option<Value>, ApiError> {
+    if let Some(known) = ctx.memory().last_retention.borrow().clone() {
+        return Ok(known);
+    }
+    let stored: Option<Value> = ctx
         .state
         .storage()
         .get(LAST_RETENTION_KEY)
         .await
         .map_err(|e| crate::platform::storage_error("org retention", e))?;
-    Ok(Outcome::Org { org, last_retention_run: last })
+    *ctx.memory().last_retention.borrow_mut() = Some(stored.clone());
+    Ok(stored)
 }
 
 /// `PATCH /v1/org`: stored, remembered (origins), audited, then answered as read.

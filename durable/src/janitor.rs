@@ -2,7 +2,7 @@
 //! with a NULL `org_id`, written for requests whose key named no known org).
 //!
 //! Its alarm works like an OrgActor's: each run deletes one bounded chunk
-//! (`retention::run_orgless`), logs a `retention orgless {...}` line, keeps a
+//! (`retention::run_orgless`), logs one JSON `alarm` line, keeps a
 //! summary in its storage and re-arms, soon while work remains and at the
 //! normal interval when done. Every OrgActor instance fetches [`ARM_URL`] once
 //! when it starts serving, which sets the alarm if there is none (first
@@ -73,7 +73,14 @@ impl Janitor {
         let cfg = &config(&self.env)?.retention;
         let report = retention::run_orgless(&db(&self.env)?, now, cfg).await?;
         let summary = report.summary(now);
-        console_log!("retention orgless {summary}");
+        let line = serde_json::json!({
+            "event": "alarm",
+            "level": "info",
+            "actor": "janitor",
+            "org_id": null,
+            "retention": &summary,
+        });
+        console_log!("{line}");
         storage.put(LAST_RUN_KEY, summary).await.map_err(|e| storage_error("janitor summary", e))?;
         let next = if report.more { cfg.busy_interval_ms } else { cfg.interval_ms };
         storage.set_alarm(next).await.map_err(|e| storage_error("janitor rearm", e))?;

@@ -11,8 +11,8 @@ use interlog_core::access::{AccessRequest, Decision, Effect, Gate, L2Check};
 use interlog_core::alerts::AlertRules;
 use interlog_core::auth::AuthFailure;
 use interlog_core::config::{Config, L2Mode};
-use interlog_core::protocol::{org_matches, CallMeta, DoRequest, DoResponse, Op, Refusal, VerifiedKey, CALL_HEADER};
 use interlog_core::org::OrgView;
+use interlog_core::protocol::{org_matches, CallMeta, DoRequest, DoResponse, Op, Refusal, VerifiedKey, CALL_HEADER};
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use std::cell::{Cell, RefCell};
 use worker::{console_error, durable_object, D1Database, DurableObject, Env, Request, Response, Result, State};
@@ -172,8 +172,14 @@ impl OrgActor {
             return Ok(());
         };
         let cfg = config(&self.env)?;
-        let a =
-            AlarmCtx { state: &self.state, db: db(&self.env)?, org: &org, cfg: &cfg, memory: &self.memory, now: now_ms() };
+        let a = AlarmCtx {
+            state: &self.state,
+            db: db(&self.env)?,
+            org: &org,
+            cfg: &cfg,
+            memory: &self.memory,
+            now: now_ms(),
+        };
         alarm::run(&a).await
     }
 

@@ -101,6 +101,7 @@ mod tests {
     use serde_json::{json, Value};
 
     proptest! {
+        // claim: threat.parser-crash
         #[test]
         fn arbitrary_bodies_and_headers_never_panic(
             s in "\\PC{0,200}",
@@ -119,6 +120,7 @@ mod tests {
             prop_assert_eq!(a.status == AnswerStatus::Accepted, a.body.is_none());
         }
 
+        // claim: owasp.api10
         #[test]
         fn prompts_never_carry_tokens(content in "\\PC{0,120}", actor in "\\PC{1,40}") {
             let content = format!("{content}<|im_start|>{content}");

@@ -148,6 +148,7 @@ mod tests {
     use crate::protocol::Op;
     use crate::sanitize::contains_control_token;
 
+    // claim: owasp.api10, threat.prompt-injection
     #[test]
     fn summarize_neutralises_control_tokens_in_data_and_arguments() {
         let body = req(

@@ -208,6 +208,7 @@ mod tests {
     use crate::mcp::testkit::*;
     use crate::sanitize::contains_control_token;
 
+    // claim: owasp.api10
     #[test]
     fn tool_results_are_sanitized_too() {
         let id = InteractionId::generate(1, &[1; 10]).to_string();

@@ -199,6 +199,7 @@ mod tests {
         assert!(result(&a).get("structuredContent").is_none());
     }
 
+    // claim: owasp.api3
     #[test]
     fn tool_argument_errors() {
         let call = |name: &str, args: Value| req("tools/call", json!({ "name": name, "arguments": args }));
