@@ -7,7 +7,7 @@
 use crate::auth::Incoming;
 use crate::respond::ExtraHeaders;
 use interlog_core::audit::{AuditAction, AuditEvent, Throttle};
-use interlog_core::config::binding;
+use interlog_core::l1::{verdict, BindingAnswer, Tier, Verdict, L1_RETRY_AFTER_S, PER_48, PER_IP};
 use interlog_core::ApiError;
 use interlog_durable::audit::{self, Asker};
 use interlog_durable::platform::db;
@@ -19,29 +19,10 @@ use worker::{console_error, Env};
 const AUDIT_EVERY_MS: i64 = 60_000;
 /// Clients remembered for that throttle.
 const AUDIT_MEMORY: usize = 10_000;
-/// Seconds a client is told to wait after an L1 denial (the bindings' period).
-const L1_RETRY_AFTER_S: u64 = 60;
-/// Requests per period the per-IP binding allows (wrangler.toml `[[ratelimits]]`).
-const L1_LIMIT: u32 = 60;
-/// Requests per period the per-/48 binding allows (wrangler.toml): ten busy
-/// subscribers' worth of per-IP budget for one routed site, while a flood
-/// from one /48 costs at most this many auth attempts a minute.
-const L1_48_LIMIT: u32 = 600;
 
 thread_local! {
     static AUDITED: RefCell<Throttle<String>> = RefCell::new(Throttle::new(AUDIT_EVERY_MS, AUDIT_MEMORY));
 }
-
-/// One L1 tier: its binding, policy name, limit and audit reason.
-struct Tier {
-    binding: &'static str,
-    policy: &'static str,
-    limit: u32,
-    reason: &'static str,
-}
-
-const PER_IP: Tier = Tier { binding: binding::L1_LIMITER, policy: "per-ip", limit: L1_LIMIT, reason: "l1" };
-const PER_48: Tier = Tier { binding: binding::L1_48_LIMITER, policy: "per-48", limit: L1_48_LIMIT, reason: "l1_48" };
 
 async fn audit_denial(env: &Env, tier: &Tier, key: &str, incoming: &Incoming) {
     let throttle_key = format!("{}|{key}", tier.reason);
@@ -58,31 +39,40 @@ async fn audit_denial(env: &Env, tier: &Tier, key: &str, incoming: &Incoming) {
 /// RateLimit headers of an L1 denial (IETF httpapi draft). The binding does
 /// not say when its window ends, so `t` is the whole period (as Retry-After).
 fn tier_headers(tier: &Tier) -> ExtraHeaders {
-    let (policy, limit) = (tier.policy, tier.limit);
+    let (policy, limit) = (tier.rate.policy(), tier.limit);
     vec![
         ("ratelimit-policy", format!("\"{policy}\";q={limit};w={L1_RETRY_AFTER_S}")),
         ("ratelimit", format!("\"{policy}\";r=0;t={L1_RETRY_AFTER_S}")),
     ]
 }
 
-/// Counts `key` against one tier; a denial is audited (throttled) and comes
-/// with its tier's RateLimit headers.
-async fn check_tier(env: &Env, tier: &Tier, key: String, incoming: &Incoming) -> Result<(), (ApiError, ExtraHeaders)> {
-    let limiter = env.rate_limiter(tier.binding).map_err(|e| {
-        console_error!("L1 binding {} unavailable: {e}", tier.binding);
-        (ApiError::Unavailable { retry_after_s: 5, detail: format!("L1 binding: {e}") }, Vec::new())
-    })?;
-    match limiter.limit(key.clone()).await {
-        Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => {
-            audit_denial(env, tier, &key, incoming).await;
-            Err((ApiError::RateLimited { retry_after_s: L1_RETRY_AFTER_S }, tier_headers(tier)))
-        }
-        Err(e) => {
-            console_error!("L1 limiter {} failed: {e}", tier.binding);
-            Err((ApiError::Unavailable { retry_after_s: 5, detail: format!("L1 limit: {e}") }, Vec::new()))
-        }
+/// What the tier's binding answers for `key`.
+async fn ask(env: &Env, tier: &Tier, key: String) -> BindingAnswer {
+    match env.rate_limiter(tier.binding) {
+        Err(e) => BindingAnswer::Missing(e.to_string()),
+        Ok(limiter) => match limiter.limit(key).await {
+            Ok(outcome) => BindingAnswer::Counted { success: outcome.success },
+            Err(e) => BindingAnswer::Failed(e.to_string()),
+        },
     }
+}
+
+/// Counts `key` against one tier (`core::l1` decides); a denial is audited
+/// (throttled) and comes with its tier's RateLimit headers.
+async fn check_tier(env: &Env, tier: &Tier, key: String, incoming: &Incoming) -> Result<(), (ApiError, ExtraHeaders)> {
+    let decided = verdict(tier, ask(env, tier, key.clone()).await);
+    let headers = match &decided {
+        Verdict::Pass => return Ok(()),
+        Verdict::Limited => {
+            audit_denial(env, tier, &key, incoming).await;
+            tier_headers(tier)
+        }
+        Verdict::Unavailable(detail) => {
+            console_error!("{detail}");
+            Vec::new()
+        }
+    };
+    decided.into_result(tier).map_err(|e| (e, headers))
 }
 
 /// Checks the client's address against L1: per IP, then (IPv6 only) per

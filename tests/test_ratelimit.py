@@ -39,6 +39,7 @@ def test_ratelimit_429_l1_per_ip():
     assert r.status_code == 429
     err = r.json()["error"]
     assert err["code"] == "RATE_LIMITED"
+    assert "client address" in err["message"], err  # the message names the tier
     assert int(r.headers["retry-after"]) > 0
     assert r.headers["ratelimit-policy"] == '"per-ip";q=60;w=60'
     assert r.headers["ratelimit"] == '"per-ip";r=0;t=60'
@@ -205,6 +206,7 @@ def test_ratelimit_429_l2_per_key():
     r, elapsed = call("GET", "/v1/interactions?limit=1", key=key)
     assert r.status_code == 429
     assert r.json()["error"]["code"] == "RATE_LIMITED"
+    assert "API key" in r.json()["error"]["message"]  # the message names the tier
     assert int(r.headers["retry-after"]) >= 1
     assert remaining(r) == 0
     assert elapsed >= FLOOR_S

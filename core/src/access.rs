@@ -7,7 +7,7 @@
 use crate::alerts::{AlertKind, AlertRules, AlertTracker, AlertWrite};
 use crate::audit::{AuditAction, AuditCount, AuditEvent, Closed, Tally, Throttle};
 use crate::auth::{Access, AuthFailure};
-use crate::error::ApiError;
+use crate::error::{ApiError, RateTier};
 use crate::key::KeyPrefix;
 use crate::keyring::KeyRing;
 use crate::keys::KeyMaterial;
@@ -95,7 +95,7 @@ impl Decision {
             Decision::Granted(auth) => return Ok(auth),
             Decision::Denied(reason) => return Err(Refusal::Denied { reason }),
             Decision::MissingScope(s) => ApiError::Forbidden { message: format!("this API key lacks the '{s}' scope") },
-            Decision::RateLimited { retry_after_s } => ApiError::RateLimited { retry_after_s },
+            Decision::RateLimited { retry_after_s } => ApiError::RateLimited { retry_after_s, tier: RateTier::PerKey },
             Decision::OriginRefused => ApiError::Forbidden { message: ORIGIN_REFUSED_MESSAGE.into() },
         };
         Err(Refusal::Failed { error })

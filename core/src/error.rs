@@ -30,7 +30,7 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("rate limited")]
-    RateLimited { retry_after_s: u64 },
+    RateLimited { retry_after_s: u64, tier: RateTier },
     /// The org's stored-data quota would be crossed: the write is refused
     /// whole. The message names the quotas in force.
     #[error("quota exceeded ({quota_rows} rows, {quota_bytes} bytes)")]
@@ -39,6 +39,45 @@ pub enum ApiError {
     Internal { detail: String },
     #[error("unavailable: {detail}")]
     Unavailable { retry_after_s: u64, detail: String },
+}
+
+/// Which rate limit refused a request; its 429 message names it (as the
+/// `RateLimit-Policy` header does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateTier {
+    /// L1, per client IP (IPv6 per /64).
+    PerIp,
+    /// L1, per IPv6 /48.
+    Per48,
+    /// L2, per API key.
+    PerKey,
+}
+
+impl RateTier {
+    /// Its name in `RateLimit-Policy` / `RateLimit` headers.
+    pub fn policy(self) -> &'static str {
+        match self {
+            RateTier::PerIp => "per-ip",
+            RateTier::Per48 => "per-48",
+            RateTier::PerKey => "per-key",
+        }
+    }
+
+    /// The client's message: which budget ran out and what to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            RateTier::PerIp => {
+                "rate limit exceeded for this client address (60 requests / 60 s before authentication); \
+                 retry after Retry-After seconds, batch writes with POST /v1/interactions/batch"
+            }
+            RateTier::Per48 => {
+                "rate limit exceeded for this IPv6 /48 network (600 requests / 60 s before authentication); \
+                 retry after Retry-After seconds"
+            }
+            RateTier::PerKey => "rate limit exceeded for this API key; retry after Retry-After seconds",
+        }
+    }
 }
 
 impl ApiError {
@@ -83,7 +122,7 @@ impl ApiError {
                 format!("request body exceeds the limit of {limit} bytes")
             }
             ApiError::UnsupportedMediaType => "request body must be application/json".into(),
-            ApiError::RateLimited { .. } => "rate limit exceeded; retry later".into(),
+            ApiError::RateLimited { tier, .. } => tier.message().into(),
             ApiError::QuotaExceeded { quota_rows, quota_bytes } => format!(
                 "the organisation's storage quota ({quota_rows} interactions, {quota_bytes} bytes) would be \
                  exceeded; nothing was stored. Erase interactions or ask the operator to raise the quota"
@@ -96,7 +135,7 @@ impl ApiError {
     /// `Retry-After` seconds, where the error has one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after_s } | ApiError::Unavailable { retry_after_s, .. } => {
+            ApiError::RateLimited { retry_after_s, .. } | ApiError::Unavailable { retry_after_s, .. } => {
                 Some(*retry_after_s)
             }
             _ => None,

@@ -21,6 +21,7 @@ pub mod interaction;
 pub mod key;
 pub mod keyring;
 pub mod keys;
+pub mod l1;
 pub mod listing;
 pub mod mcp;
 pub mod netaddr;
