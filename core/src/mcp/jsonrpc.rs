@@ -69,7 +69,10 @@ pub(super) fn result_response(id: &Value, result: Value) -> Value {
 pub(super) fn valid_id(v: &Value) -> bool {
     match v {
         Value::String(_) => true,
-        Value::Number(n) => n.is_i64() || n.is_u64(),
+        // An integer, written as JSON Schema counts integers: `7` or `7.0`.
+        Value::Number(n) => {
+            n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+        }
         _ => false,
     }
 }
@@ -118,4 +121,20 @@ pub(super) fn decorate(version: Version, result: Output) -> Value {
         }
     }
     Value::Object(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_are_strings_or_integers_as_json_schema_counts_them() {
+        for ok in [json!("a"), json!(7), json!(-7), json!(505021656.0), json!(u64::MAX)] {
+            assert!(valid_id(&ok), "{ok}");
+        }
+        for bad in [json!(1.5), json!(null), json!(true), json!([1]), json!({"a": 1}), json!(1e300)] {
+            assert!(!valid_id(&bad), "{bad}");
+        }
+    }
 }
