@@ -233,3 +233,14 @@ def wait_until(predicate, timeout_s: float, what: str, every_s: float = 0.25):
 def pytest_configure(config):
     # The claims of docs/trust a test proves (checked by tests/test_trust_docs.py).
     config.addinivalue_line("markers", "claim(*ids): claim ids of docs/trust that this test proves")
+
+
+def resolve_ref(spec: dict, node):
+    """Follows local `$ref`s (`#/components/...`) of `spec` one level at a time."""
+    while isinstance(node, dict) and "$ref" in node:
+        target = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ROOT, Org, call, new_org, post_json, scoped_key
+from conftest import ROOT, Org, call, new_org, post_json, scoped_key, resolve_ref
 
 SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -28,12 +28,7 @@ INTERACTION_ID = re.compile(r"int_[0-9A-Z]{26}")
 
 
 def resolve(node):
-    while isinstance(node, dict) and "$ref" in node:
-        target = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+    return resolve_ref(SPEC, node)
 
 
 def spec_operations() -> list[tuple[str, str, str, dict]]:

@@ -26,7 +26,7 @@ import schemathesis
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from conftest import ROOT, Org, call, d1, new_org, post_json, random_ip
+from conftest import ROOT, Org, call, d1, new_org, post_json, random_ip, resolve_ref
 
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
@@ -85,13 +85,7 @@ ORG_CREATION = [
 
 
 def resolve(node):
-    """Follows local `$ref`s (`#/components/...`) one level at a time."""
-    while isinstance(node, dict) and "$ref" in node:
-        target = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
+    return resolve_ref(SPEC, node)
 
 
 def operations():
