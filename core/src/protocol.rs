@@ -7,7 +7,9 @@ use crate::alerts::AlertView;
 use crate::audit::AuditView;
 use crate::auth::AuthFailure;
 use crate::cursor::PagePosition;
+use crate::erasure::ErasureView;
 use crate::error::ApiError;
+use crate::export::ExportRequest;
 use crate::ids::OrgId;
 use crate::interaction::{Interaction, NewInteraction};
 use crate::key::KeyPrefix;
@@ -17,12 +19,17 @@ use crate::netaddr::ClientIp;
 use crate::org::OrgView;
 use crate::origin::Origin;
 use crate::scope::Scope;
+use crate::webhook::{DeliveryView, WebhookView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Header carrying the [`DoRequest`] when the call's body is the client's own
 /// body (so that body is parsed once, in the actor).
 pub const CALL_HEADER: &str = "x-interlog-call";
+
+/// Header carrying the [`DoResponse`] when the reply's body is a stream (an
+/// export's NDJSON lines), so the front Worker can pass the body through.
+pub const REPLY_HEADER: &str = "x-interlog-reply";
 
 /// URL the front Worker posts [`DoRequest`]s to (the host is never resolved).
 pub const ORG_ACTOR_URL: &str = "https://org-actor.internal/rpc";
@@ -51,7 +58,7 @@ pub struct VerifiedKey {
 
 /// One call from the front Worker to an OrgActor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "call", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 // A request is built once per call and moved, never stored in bulk: the
 // size difference between its variants costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
@@ -72,6 +79,11 @@ pub enum DoRequest {
     /// A wrong secret was presented for a prefix of this org: record it
     /// (audit, alert rules), nothing else.
     AuthFailure { meta: CallMeta, prefix: KeyPrefix },
+    /// The operator changed the org's keys in D1 (`POST
+    /// /v1/operator/reconcile`, signed): read them again and apply D1's
+    /// revocations and expiries to the keys held (`KeyRing::reconcile`).
+    /// Answered `Outcome::Done`.
+    Reconcile { meta: CallMeta },
 }
 
 impl DoRequest {
@@ -79,6 +91,7 @@ impl DoRequest {
     pub fn meta(&self) -> &CallMeta {
         match self {
             DoRequest::Serve { meta, .. } | DoRequest::AuthFailure { meta, .. } => meta,
+            DoRequest::Reconcile { meta } => meta,
         }
     }
 
@@ -90,7 +103,7 @@ impl DoRequest {
 
 /// What a verified caller asks the actor to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Nothing but the access decision (liveness, scope, L2, origin).
     Ping,
@@ -122,9 +135,34 @@ pub enum Op {
     ListAudit { filter: AuditFilter, limit: u32, after: Option<PagePosition> },
     /// `GET /v1/alerts`.
     ListAlerts { filter: AlertFilter, limit: u32, after: Option<PagePosition> },
+    /// `GET /v1/sessions/{session}`: the listing of one session (its filter
+    /// says which, oldest first); a session with no interaction at all is
+    /// not found.
+    GetSession { filter: InteractionFilter, limit: u32, after: Option<PagePosition> },
+    /// `GET /v1/interactions/export`: the actor checks `after` and streams.
+    ExportInteractions { request: ExportRequest },
+    /// `POST /v1/erasures`: start (or find the running) erasure of `actor`.
+    StartErasure { actor: String },
+    /// `GET /v1/erasures/{id}`.
+    GetErasure { id: String },
     /// The request itself is invalid: answer `error`, but only once the key
     /// is confirmed live (so a dead key never learns more than 401).
     Invalid { error: ApiError },
+    /// `POST /v1/alerts/{id}/resolve` (idempotent).
+    ResolveAlert { id: String },
+    /// `POST /v1/webhooks` with a signing secret minted by the front Worker.
+    /// The body is checked by the actor (`webhook::parse_webhook_request`,
+    /// under the deployment's URL policy).
+    CreateWebhook { body: Value, secret: String },
+    /// `GET /v1/webhooks`.
+    ListWebhooks,
+    /// `DELETE /v1/webhooks/{id}`.
+    DeleteWebhook { id: String },
+    /// `POST /v1/webhooks/{id}/rotate-secret`: `secret` signs from now on, the
+    /// previous one too for the overlap.
+    RotateWebhookSecret { id: String, secret: String },
+    /// `GET /v1/webhooks/{id}/deliveries`: newest first.
+    ListDeliveries { id: String, limit: u32, after: Option<PagePosition> },
 }
 
 impl Op {
@@ -133,6 +171,8 @@ impl Op {
         if let Op::ListInteractions { after, .. } | Op::ListAudit { after, .. } | Op::ListAlerts { after, .. } =
             &mut self
         {
+            *after = position;
+        } else if let Op::ListDeliveries { after, .. } = &mut self {
             *after = position;
         }
         self
@@ -159,7 +199,7 @@ pub enum Stored {
 /// What the actor did, as typed values. No HTTP here: statuses, headers and
 /// JSON bodies are chosen by the front Worker's `respond` module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Done, nothing to show (ping, erasure).
     Done,
@@ -196,6 +236,33 @@ pub enum Outcome {
     },
     Audit(Page<AuditView>),
     Alerts(Page<AlertView>),
+    /// One alert (after a resolve).
+    Alert {
+        alert: AlertView,
+    },
+    /// An endpoint created (`secret` shown this once), or its secret rotated
+    /// (`secret` is the new one, shown once).
+    Webhook {
+        webhook: WebhookView,
+        secret: Option<String>,
+        created: bool,
+    },
+    Webhooks {
+        webhooks: Vec<WebhookView>,
+    },
+    Deliveries(Page<DeliveryView>),
+    /// An export may start: its rows follow as the body of the actor's reply
+    /// (the header carries this answer), from after `after` in `filter`'s order.
+    Export {
+        filter: InteractionFilter,
+        after: Option<PagePosition>,
+    },
+    /// An erasure job: started now (`Created`), the one already running for
+    /// that actor (`Replayed`), or read (`None`).
+    Erasure {
+        job: ErasureView,
+        stored: Option<Stored>,
+    },
 }
 
 impl Outcome {
@@ -205,6 +272,7 @@ impl Outcome {
             Outcome::Interactions(p) => p.next.as_ref(),
             Outcome::Audit(p) => p.next.as_ref(),
             Outcome::Alerts(p) => p.next.as_ref(),
+            Outcome::Deliveries(p) => p.next.as_ref(),
             _ => None,
         }
     }
@@ -212,7 +280,7 @@ impl Outcome {
 
 /// Why the actor did not produce an [`Outcome`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "refusal", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The key is not live; the actor has written the audit row.
     Denied { reason: AuthFailure },
@@ -245,6 +313,24 @@ impl DoResponse {
     pub fn unreadable(detail: String) -> Self {
         let error = ApiError::internal(format!("bad actor request: {detail}"));
         Self { result: Err(Refusal::Failed { error }), origin_allowed: false, rate: None }
+    }
+
+    /// Serialises for a header ([`REPLY_HEADER`]): JSON with every non-ASCII
+    /// character (and DEL) escaped (`\uXXXX`), since a header value holds bytes only.
+    pub fn to_header_json(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let mut out = String::with_capacity(json.len());
+        for c in json.chars() {
+            if c.is_ascii() && c != '\u{7f}' {
+                out.push(c);
+            } else {
+                // Only occurs inside JSON strings: escape as UTF-16 units.
+                for unit in c.encode_utf16(&mut [0u16; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out
     }
 
     /// Reads the actor's reply as the front Worker received it. Anything that
@@ -321,6 +407,7 @@ mod tests {
         for r in [
             DoRequest::Serve { meta: meta(), key, origin: None, inject_fault: false, op: Op::GetOrg },
             DoRequest::AuthFailure { meta: meta(), prefix: prefix() },
+            DoRequest::Reconcile { meta: meta() },
         ] {
             let back: DoRequest = serde_json::from_str(&r.to_json()).unwrap();
             assert_eq!(back, r);
@@ -343,6 +430,15 @@ mod tests {
             let back: DoResponse = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn header_json_is_ascii_and_reads_back() {
+        let filter = InteractionFilter { actor: Some("é😀\u{7f}\"x".into()), ..InteractionFilter::default() };
+        let r = DoResponse { result: Ok(Outcome::Export { filter, after: None }), origin_allowed: true, rate: None };
+        let text = r.to_header_json();
+        assert!(text.bytes().all(|b| (0x20..0x7f).contains(&b)), "{text}");
+        assert_eq!(DoResponse::from_reply(text.as_bytes()).unwrap(), r);
     }
 
     // claim: owasp.api10

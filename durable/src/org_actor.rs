@@ -12,7 +12,9 @@ use interlog_core::alerts::AlertRules;
 use interlog_core::auth::AuthFailure;
 use interlog_core::config::{Config, L2Mode};
 use interlog_core::org::OrgView;
-use interlog_core::protocol::{org_matches, CallMeta, DoRequest, DoResponse, Op, Refusal, VerifiedKey, CALL_HEADER};
+use interlog_core::protocol::{
+    org_matches, CallMeta, DoRequest, DoResponse, Op, Outcome, Refusal, VerifiedKey, CALL_HEADER,
+};
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use std::cell::{Cell, RefCell};
 use worker::{console_error, durable_object, D1Database, DurableObject, Env, Request, Response, Result, State};
@@ -43,13 +45,20 @@ impl DurableObject for OrgActor {
         // client's own (a batch, parsed once, here).
         let header = req.headers().get(CALL_HEADER).ok().flatten();
         let (call, payload) = match header {
-            Some(h) => (serde_json::from_str::<DoRequest>(&h).map_err(|e| e.to_string()), Some(req.bytes().await?)),
-            None => (req.json::<DoRequest>().await.map_err(|e| e.to_string()), None),
+            Some(h) => (parse_call(&h), Some(req.bytes().await?)),
+            // Parsed from text by serde_json: `json()` would build a JS object
+            // first and walk it across the wasm boundary field by field.
+            None => (req.text().await.map_err(|e| e.to_string()).and_then(|t| parse_call(&t)), None),
         };
         let response = match call {
             Ok(call) => self.handle(call, payload.as_deref()).await,
             Err(e) => DoResponse::unreadable(e),
         };
+        // An export that may start streams its rows as this reply's body.
+        if let (Ok(Outcome::Export { filter, after }), Some(org)) = (&response.result, self.bound.borrow().clone()) {
+            let db = db(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            return crate::export::respond(db, org, &response, filter.clone(), after.clone());
+        }
         Response::from_json(&response)
     }
 
@@ -61,6 +70,10 @@ impl DurableObject for OrgActor {
         }
         Ok(Response::builder().with_status(204).empty())
     }
+}
+
+fn parse_call(text: &str) -> std::result::Result<DoRequest, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 fn refused(error: ApiError) -> DoResponse {
@@ -82,6 +95,7 @@ impl OrgActor {
         let ctx = Ctx::new(db, call.meta(), now, &cfg, &self.state, &self.memory);
         match &call {
             DoRequest::AuthFailure { prefix, .. } => self.auth_failure(&ctx, *prefix).await,
+            DoRequest::Reconcile { .. } => reconcile(&ctx).await,
             DoRequest::Serve { key, origin, inject_fault, op, .. } => {
                 self.serve(&ctx, key, origin.as_deref(), *inject_fault, op, payload).await
             }
@@ -219,6 +233,17 @@ async fn load(db: &D1Database, org: &OrgId, cfg: &Config, now: i64) -> Res<(Gate
     let settings = org_ops::read(db, org).await?;
     let origins = settings.as_ref().map(|o| o.allowed_origins.clone()).unwrap_or_default();
     Ok((Gate::new(keys, origins, limiter, AlertRules::default()), settings))
+}
+
+/// The operator changed keys in D1 behind the actor's back: read them again
+/// and apply D1's revocations and expiries to the keys held (D1's ends win,
+/// nothing held is revived). Idempotent.
+async fn reconcile(ctx: &Ctx<'_>) -> DoResponse {
+    let result = match keys::load(&ctx.db, ctx.org()).await {
+        Ok(stored) => ctx.gate(|g| g.keys.reconcile(stored)).map(|_| Outcome::Done).map_err(Refusal::from),
+        Err(e) => Err(e.into()),
+    };
+    DoResponse { result, origin_allowed: false, rate: None }
 }
 
 /// Bench only: L2 counted by a D1 write and read per request.
