@@ -200,6 +200,38 @@ impl KeyRing {
         self.keys.len() - before
     }
 
+    /// Applies what storage says has ended to the keys this ring holds (the
+    /// operator command revokes in D1 behind the actor's back): a key revoked
+    /// in `stored` is revoked here, and a stored expiry earlier than the held
+    /// one (or where none is held) replaces it. Storage only ever ends keys
+    /// here: nothing revoked in the ring is revived and no expiry is
+    /// lengthened; every other field of a held record stays as the ring has
+    /// it. Keys the ring does not hold are adopted as [`KeyRing::adopt_unknown`]
+    /// does. Returns how many records were ended, shortened or added.
+    pub fn reconcile(&mut self, stored: KeyRing) -> usize {
+        let mut changed = 0;
+        for (prefix, record) in stored.keys {
+            let Some(held) = self.keys.get_mut(&prefix) else {
+                self.keys.insert(prefix, record);
+                changed += 1;
+                continue;
+            };
+            let mut touched = false;
+            if record.state.status == KeyStatus::Revoked && held.state.status != KeyStatus::Revoked {
+                held.state.status = KeyStatus::Revoked;
+                touched = true;
+            }
+            if let Some(e) = record.state.expires_at {
+                if held.state.expires_at.is_none_or(|h| e < h) {
+                    held.state.expires_at = Some(e);
+                    touched = true;
+                }
+            }
+            changed += usize::from(touched);
+        }
+        changed
+    }
+
     /// Whether the key `caller` may create, revoke or rotate keys: a key that
     /// has been rotated out may not, even during its grace period (it can
     /// still read). An unknown caller is [`KeyRingError::NotFound`].
@@ -490,6 +522,24 @@ mod tests {
     }
 
     #[test]
+    fn reconciling_applies_stored_revocations_and_earlier_expiries_only() {
+        let mut ring = KeyRing::new([admin(1), key(2, &[Scope::Read], Some(NOW + 50)), admin(3), admin(4)]);
+        ring.apply_revoke(&prefix(4), NOW);
+        ring.note_used(&prefix(1), NOW);
+        let mut stored = KeyRing::new([admin(1), key(2, &[Scope::Read], None), admin(3), admin(4)]);
+        stored.apply_revoke(&prefix(1), NOW);
+        stored.insert(key(3, &[Scope::Admin], Some(NOW + 10)));
+        stored.insert(key(5, &[Scope::Ingest], None));
+        assert_eq!(ring.reconcile(stored), 3);
+        assert_eq!(ring.access(&prefix(1), Scope::Admin, NOW), Access::Denied(AuthFailure::Revoked));
+        assert_eq!(ring.get(&prefix(1)).unwrap().last_used_at, Some(NOW), "use is kept");
+        assert_eq!(ring.get(&prefix(2)).unwrap().state.expires_at, Some(NOW + 50), "not lengthened");
+        assert_eq!(ring.get(&prefix(3)).unwrap().state.expires_at, Some(NOW + 10));
+        assert_eq!(ring.get(&prefix(4)).unwrap().state.status, KeyStatus::Revoked, "not revived");
+        assert!(ring.contains(&prefix(5)));
+    }
+
+    #[test]
     fn rotation_shortens_the_old_key_and_copies_scopes_and_expiry() {
         let mut ring = KeyRing::new([key(1, &[Scope::Admin, Scope::Read], Some(NOW + 10_000))]);
         let plan = ring.plan_rotation(&prefix(1), 60_000, NOW).unwrap();
@@ -730,6 +780,65 @@ mod tests {
                 prop_assert_eq!(world.ring.get(&k.state.prefix), Some(k));
             }
             prop_assert_eq!(world.ring.len(), held.len() + foreign.len());
+            world.check()?;
+        }
+
+        // claim: threat.operator-endpoint
+        /// Reconciling with a snapshot in which any keys were revoked or
+        /// given an expiry: a key revoked in storage is revoked after the
+        /// merge, nothing the ring had revoked is revived, no expiry grows,
+        /// and no key dead on either side is granted.
+        #[test]
+        fn reconciling_makes_stored_revocations_win_and_revives_nothing(
+            ops in proptest::collection::vec(op(), 0..40),
+            ended in proptest::collection::vec(
+                (0usize..16, any::<bool>(), proptest::option::of(-50_000i64..50_000)),
+                0..8,
+            ),
+            later in proptest::collection::vec(op(), 0..10),
+        ) {
+            let mut world = world();
+            for op in &ops {
+                world.step(op)?;
+            }
+            let mut stored = world.ring.clone();
+            for (i, revoke, expiry) in &ended {
+                let p = world.pick(*i);
+                if *revoke {
+                    stored.apply_revoke(&p, world.now);
+                }
+                if let (Some(e), Some(k)) = (expiry, stored.keys.get_mut(&p)) {
+                    k.state.expires_at = Some(world.now + e);
+                }
+            }
+            for op in &later {
+                world.step(op)?;
+            }
+            let held = world.ring.clone();
+            world.ring.reconcile(stored.clone());
+            for k in world.ring.records() {
+                let p = k.state.prefix;
+                let was = held.get(&p);
+                let on_disk = stored.get(&p);
+                if on_disk.is_some_and(|s| s.state.status == KeyStatus::Revoked)
+                    || was.is_some_and(|h| h.state.status == KeyStatus::Revoked)
+                {
+                    prop_assert_eq!(k.state.status, KeyStatus::Revoked);
+                }
+                if let Some(h) = was {
+                    prop_assert!(h.state.expires_at.is_none_or(|e| k.state.expires_at.is_some_and(|a| a <= e)));
+                    let kept = (&k.name, k.last_used_at, &k.replaced_by);
+                    prop_assert_eq!(kept, (&h.name, h.last_used_at, &h.replaced_by));
+                }
+                let dead = |r: Option<&KeyRecord>| r.is_some_and(|r| !r.is_live(world.now));
+                if dead(was) || dead(on_disk) {
+                    for s in Scope::ALL {
+                        prop_assert!(world.ring.access(&p, s, world.now) != Access::Granted);
+                    }
+                }
+            }
+            let adopted = stored.records().filter(|k| !held.contains(&k.state.prefix)).count();
+            prop_assert_eq!(world.ring.len(), held.len() + adopted);
             world.check()?;
         }
 

@@ -12,57 +12,15 @@
 //! Every request carries its own `CF-Connecting-IP` so L1 (60/min/IP) never
 //! couples requests, except where the rate-limited outcome needs it to.
 
+mod args;
 mod load;
 mod stats;
 mod timing;
 
-use std::collections::HashMap;
+use args::{Args, Cli, Mode};
+use clap::Parser;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-const USAGE: &str = "\
-usage:
-  interlog-load timing --url URL --admin-key KEY --revoked-key KEY --expired-key KEY
-                       [--samples 300] [--path /v1/org] [--floor-ms 80] [--over-ms 90]
-  interlog-load load --url URL --orgs-file FILE [--duration 300] [--concurrency 12]
-                     [--keys-per-org 3] [--batch-size 10] [--timeout-ms 10000]
-                     [--restart-at SECONDS --ready-file FILE]
-orgs-file: JSON lines of the operator command, {\"org_id\":…,\"key\":…} (admin keys);
-with --restart-at the last org is kept quiet (alarm probe).";
-
-/// Parsed `--name value` pairs.
-pub struct Args(HashMap<String, String>);
-
-impl Args {
-    fn parse(raw: &[String]) -> Result<Self, String> {
-        let mut map = HashMap::new();
-        let mut it = raw.iter();
-        while let Some(name) = it.next() {
-            let name = name.strip_prefix("--").ok_or_else(|| format!("unexpected argument {name}"))?;
-            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-            map.insert(name.to_string(), value.clone());
-        }
-        Ok(Self(map))
-    }
-
-    /// A required string.
-    pub fn req(&self, name: &str) -> Result<String, String> {
-        self.0.get(name).cloned().ok_or_else(|| format!("--{name} is required"))
-    }
-
-    /// An optional string.
-    pub fn opt(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-
-    /// A number with a default.
-    pub fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
-        match self.0.get(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name} must be a number")),
-        }
-    }
-}
 
 static IP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -73,16 +31,12 @@ pub fn next_ip() -> String {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = argv.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let args = match Args::parse(rest) {
-        Ok(a) => a,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("{e}\n{USAGE}");
-            return ExitCode::from(2);
+            // --help and --version on stdout (exit 0), usage errors on stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -92,10 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cmd.as_str() {
-        "timing" => rt.block_on(timing::run(&args)),
-        "load" => rt.block_on(load::run(&args)),
-        _ => Err(format!("unknown command {cmd}\n{USAGE}")),
+    let result = match cli.mode {
+        Mode::Timing(t) => rt.block_on(timing::run(&Args::from(t))),
+        Mode::Load(l) => rt.block_on(load::run(&Args::from(l))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
