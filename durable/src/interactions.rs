@@ -7,7 +7,7 @@ use crate::platform::{all, first, ms, opt_str, random_bytes, run, storage_error}
 use interlog_core::cursor::PagePosition;
 use interlog_core::ids::ID_ENTROPY_BYTES;
 use interlog_core::interaction::{Interaction, InteractionRow, NewInteraction};
-use interlog_core::listing::InteractionFilter;
+use interlog_core::listing::{InteractionFilter, Order};
 use interlog_core::org::{OrgUsage, DEFAULT_QUOTA_BYTES, DEFAULT_QUOTA_ROWS};
 use interlog_core::protocol::{Outcome, Page, Stored};
 use interlog_core::timefmt::rfc3339;
@@ -291,14 +291,24 @@ fn list_where(org: &OrgId, filter: &InteractionFilter, after: Option<&PagePositi
         sql.push_str(" AND type = ?");
         binds.push(t.as_str().into());
     }
+    if let Some(s) = &filter.session {
+        sql.push_str(" AND session = ?");
+        binds.push(s.as_str().into());
+    }
     if let Some(p) = after {
-        sql.push_str(" AND (occurred_at < ? OR (occurred_at = ? AND id < ?))");
+        // The first term bounds the index range (a page starts where the
+        // previous one ended instead of scanning past it); the second breaks ties.
+        sql.push_str(match filter.order {
+            Order::NewestFirst => " AND occurred_at <= ? AND (occurred_at < ? OR id < ?)",
+            Order::OldestFirst => " AND occurred_at >= ? AND (occurred_at > ? OR id > ?)",
+        });
         binds.extend([ms(p.at), ms(p.at), p.id.as_str().into()]);
     }
     (sql, binds)
 }
 
-/// `GET /v1/interactions`: newest first (`occurred_at`, then `id`), keyset
+/// `GET /v1/interactions`: newest first (`occurred_at`, then `id`; oldest
+/// first when the filter says so: a session, an export), keyset
 /// paged, within `listing::PAGE_BYTE_BUDGET`. The sizes of the next rows are
 /// read first (no content); the page is cut there, and only its rows are read
 /// in full, so the actor never holds more than the budget (or one larger row).
@@ -309,9 +319,16 @@ pub async fn list(
     limit: u32,
     after: Option<&PagePosition>,
 ) -> Res<Outcome> {
-    const ORDER: &str = " ORDER BY occurred_at DESC, id DESC LIMIT ?";
+    let (order, up_to_last) = match filter.order {
+        Order::NewestFirst => {
+            (" ORDER BY occurred_at DESC, id DESC LIMIT ?", "occurred_at > ? OR (occurred_at = ? AND id >= ?)")
+        }
+        Order::OldestFirst => {
+            (" ORDER BY occurred_at ASC, id ASC LIMIT ?", "occurred_at < ? OR (occurred_at = ? AND id <= ?)")
+        }
+    };
     let (clause, mut binds) = list_where(org, filter, after);
-    let sizes_sql = format!("SELECT id, occurred_at, {ROW_BYTES} AS bytes FROM interactions{clause}{ORDER}");
+    let sizes_sql = format!("SELECT id, occurred_at, {ROW_BYTES} AS bytes FROM interactions{clause}{order}");
     let mut size_binds = binds.clone();
     size_binds.push(JsValue::from_f64(f64::from(limit) + 1.0));
     let sizes: Vec<RowSize> = all(db, sizes_sql, &size_binds, "list sizes").await?;
@@ -322,9 +339,7 @@ pub async fn list(
     };
     // The page's rows only: up to and including the last row of the cut (a
     // row inserted meanwhile can only push the last one to the next page).
-    let rows_sql = format!(
-        "SELECT {COLUMNS} FROM interactions{clause} AND (occurred_at > ? OR (occurred_at = ? AND id >= ?)){ORDER}"
-    );
+    let rows_sql = format!("SELECT {COLUMNS} FROM interactions{clause} AND ({up_to_last}){order}");
     binds.extend([JsValue::from_f64(last.occurred_at), JsValue::from_f64(last.occurred_at), last.id.as_str().into()]);
     binds.push(JsValue::from_f64(cut.take as f64));
     let rows: Vec<InteractionRow> = all(db, rows_sql, &binds, "list bind").await?;
