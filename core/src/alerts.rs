@@ -15,6 +15,59 @@ pub struct AlertView {
     pub first_seen: String,
     pub last_seen: String,
     pub count: i64,
+    /// When the alert was resolved (by an admin or by itself); `None` while open.
+    #[serde(default)]
+    pub resolved_at: Option<String>,
+}
+
+/// An alert's state. Stored and shown as `open` or `resolved`; `closed` is
+/// accepted as a filter value meaning `resolved` (its earlier name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Open,
+    Resolved,
+}
+
+impl AlertState {
+    /// Storage and API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    /// Parses a filter value (`closed` is an alias of `resolved`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(AlertState::Open),
+            "resolved" | "closed" => Some(AlertState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// Kinds that resolve by themselves once no new event came for the quiet
+/// time: bursts and repeated uses, which end when the traffic stops.
+pub const RESOLVE_WHEN_QUIET: [AlertKind; 3] =
+    [AlertKind::L2LimitRepeated, AlertKind::AuthFailureBurst, AlertKind::DeadKeyUsed];
+
+/// Kinds about one key that resolve when that key is rotated or revoked:
+/// the expiry they warn about no longer matters.
+pub const RESOLVE_WHEN_KEY_REPLACED: [AlertKind; 1] = [AlertKind::KeyExpiring];
+
+/// Whether an open alert of `kind` last seen at `last_seen_ms` has been quiet
+/// long enough at `now_ms` to resolve by itself.
+pub fn quiet_enough(kind: AlertKind, last_seen_ms: i64, now_ms: i64, quiet_ms: i64) -> bool {
+    RESOLVE_WHEN_QUIET.contains(&kind) && now_ms.saturating_sub(last_seen_ms) >= quiet_ms
+}
+
+/// The alert id of a path, canonical (`alr_` + a sortable id), or `None` (404).
+pub fn parse_alert_id(raw: &str) -> Option<String> {
+    let body = raw.strip_prefix("alr_")?;
+    let tag = crate::ids::RequestId::TAG;
+    crate::ids::RequestId::parse(&format!("{tag}{body}")).map(|r| r.as_str().replacen(tag, "alr_", 1))
 }
 
 /// The causes an alert can have.
@@ -32,6 +85,8 @@ pub enum AlertKind {
     QuotaWarning,
     /// The org's storage quota is used up, or a write was refused for it.
     QuotaReached,
+    /// A webhook endpoint did not acknowledge a delivery through its retries.
+    WebhookFailing,
 }
 
 impl AlertKind {
@@ -44,7 +99,24 @@ impl AlertKind {
             AlertKind::KeyExpiring => "key_expiring",
             AlertKind::QuotaWarning => "quota_80",
             AlertKind::QuotaReached => "quota_reached",
+            AlertKind::WebhookFailing => "webhook_failing",
         }
+    }
+
+    /// Every kind.
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::L2LimitRepeated,
+        AlertKind::AuthFailureBurst,
+        AlertKind::DeadKeyUsed,
+        AlertKind::KeyExpiring,
+        AlertKind::QuotaWarning,
+        AlertKind::QuotaReached,
+        AlertKind::WebhookFailing,
+    ];
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -115,7 +187,11 @@ impl AlertTracker {
         match kind {
             AlertKind::L2LimitRepeated => self.rules.l2_denials,
             AlertKind::AuthFailureBurst => self.rules.auth_failures,
-            AlertKind::DeadKeyUsed | AlertKind::KeyExpiring | AlertKind::QuotaWarning | AlertKind::QuotaReached => 1,
+            AlertKind::DeadKeyUsed
+            | AlertKind::KeyExpiring
+            | AlertKind::QuotaWarning
+            | AlertKind::QuotaReached
+            | AlertKind::WebhookFailing => 1,
         }
     }
 
@@ -146,6 +222,12 @@ impl AlertTracker {
     /// Whether a key expiring at `expires_at` should raise `key_expiring` now.
     pub fn expiring_soon(&self, expires_at: Option<i64>, now_ms: i64) -> bool {
         expires_at.is_some_and(|e| e > now_ms && e - now_ms <= self.rules.expiring_within_ms)
+    }
+
+    /// Forgets the counter of one cause and key (its alert was resolved): a
+    /// recurrence is judged afresh and opens a new alert.
+    pub fn forget(&mut self, kind: AlertKind, prefix: &str) {
+        self.counters.remove(&(kind, prefix.to_string()));
     }
 
     /// Drops counters with nothing pending whose window has passed.
@@ -220,6 +302,41 @@ mod tests {
         assert!(!t.expiring_soon(Some(7 * day + 1), 0));
         assert!(!t.expiring_soon(Some(0), 0));
         assert!(!t.expiring_soon(None, 0));
+    }
+
+    #[test]
+    fn a_resolved_cause_that_recurs_writes_again_at_once() {
+        let mut t = tracker();
+        assert!(t.observe(AlertKind::DeadKeyUsed, "A", 0).is_some());
+        assert!(t.observe(AlertKind::DeadKeyUsed, "A", 10).is_none(), "throttled");
+        t.forget(AlertKind::DeadKeyUsed, "A");
+        assert_eq!(t.observe(AlertKind::DeadKeyUsed, "A", 20).map(|w| w.count), Some(1));
+    }
+
+    #[test]
+    fn quiet_resolution_only_for_bursts_and_only_after_the_quiet_time() {
+        assert!(quiet_enough(AlertKind::AuthFailureBurst, 0, 1000, 1000));
+        assert!(!quiet_enough(AlertKind::AuthFailureBurst, 0, 999, 1000));
+        assert!(quiet_enough(AlertKind::L2LimitRepeated, 0, 5000, 1000));
+        for kind in
+            [AlertKind::KeyExpiring, AlertKind::QuotaReached, AlertKind::QuotaWarning, AlertKind::WebhookFailing]
+        {
+            assert!(!quiet_enough(kind, 0, i64::MAX, 1000), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn states_and_kinds_parse() {
+        assert_eq!(AlertState::parse("closed"), Some(AlertState::Resolved));
+        assert_eq!(AlertState::parse("resolved").map(AlertState::as_str), Some("resolved"));
+        assert_eq!(AlertState::parse("weird"), None);
+        for k in AlertKind::ALL {
+            assert_eq!(AlertKind::parse(k.as_str()), Some(k));
+        }
+        let id = crate::ids::RequestId::generate(5, &[1; 10]).as_str().replacen("req_", "alr_", 1);
+        assert_eq!(parse_alert_id(&id.to_lowercase()), Some(id));
+        assert_eq!(parse_alert_id("alr_x"), None);
+        assert_eq!(parse_alert_id("int_01"), None);
     }
 
     #[test]
