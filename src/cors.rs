@@ -16,9 +16,13 @@ const HEADERS: &str =
 /// Response headers scripts may read.
 const EXPOSE: &str = "x-request-id, ratelimit, ratelimit-policy, retry-after, idempotent-replayed";
 
-/// The request's `Origin` header, if any.
+/// The request's `Origin` header, if any. A page of this very origin (the
+/// web console under `/console/`) is not a cross-origin caller: browsers send
+/// `Origin` on its same-origin writes, and CORS does not apply to them.
 pub fn origin_of(req: &Request) -> Option<String> {
-    req.headers().get("origin").ok().flatten()
+    let origin = req.headers().get("origin").ok().flatten()?;
+    let own = req.url().ok().map(|u| u.origin().ascii_serialization());
+    (own.as_deref() != Some(origin.as_str())).then_some(origin)
 }
 
 /// Headers of an actual response to an origin the org allows.

@@ -1,0 +1,66 @@
+import { errorBox, field, fill, h, status } from "../dom.js";
+
+/** The API's per-entry messages (`allowed_origins[i]`), shown beside the list. */
+function originErrors(err, lines) {
+  const items = [];
+  const rest = [];
+  for (const d of err.details || []) {
+    const m = /^allowed_origins\[(\d+)\]$/.exec(d.field || "");
+    if (m) items.push(h("li", {}, `Line ${Number(m[1]) + 1} (${lines[Number(m[1])] ?? ""}): ${d.message}`));
+    else rest.push(d);
+  }
+  return { items, rest };
+}
+
+export async function settingsPage(el, ctx) {
+  const org = await ctx.api("GET", "/v1/org");
+  if (!ctx.current()) return;
+  const name = h("input", { type: "text", maxlength: "128", required: true, value: org.name, autocomplete: "off" });
+  const origins = h("textarea", { rows: "6", spellcheck: "false", autocomplete: "off" });
+  origins.value = org.allowed_origins.join("\n");
+  const inline = h("ul", { class: "field-errors", id: "origins-errors", "aria-live": "assertive" });
+  const out = h("div", { "aria-live": "polite" });
+  const save = h("button", { type: "submit" }, "Save settings");
+  const [originsField] = field(
+    "Allowed origins (one per line)",
+    origins,
+    "Browser origins that may call the API with this org's keys, e.g. https://app.example.com",
+  );
+  originsField.append(inline);
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "settings-title" },
+    h("h1", { id: "settings-title" }, "Org settings"),
+    field("Name", name)[0],
+    originsField,
+    save,
+    out,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const lines = origins.value
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l);
+    fill(inline);
+    origins.removeAttribute("aria-invalid");
+    save.disabled = true;
+    fill(out, status("Saving…"));
+    try {
+      const updated = await ctx.api("PATCH", "/v1/org", { body: { name: name.value, allowed_origins: lines } });
+      origins.value = updated.allowed_origins.join("\n");
+      fill(out, h("p", { class: "notice", role: "status" }, "Saved."));
+    } catch (err) {
+      const { items, rest } = originErrors(err, lines);
+      if (items.length) {
+        fill(inline, items);
+        origins.setAttribute("aria-invalid", "true");
+        origins.setAttribute("aria-errormessage", "origins-errors");
+      }
+      fill(out, errorBox({ ...err, message: err.message, code: err.code, requestId: err.requestId, details: rest }));
+    } finally {
+      save.disabled = false;
+    }
+  });
+  fill(el, form);
+}
