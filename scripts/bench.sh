@@ -14,10 +14,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
-bash scripts/bootstrap.sh --python >/dev/null
+# Set-up and builds report their progress and errors on stderr (a cold wasm
+# build takes minutes); stdout carries the figures only.
+step() { printf '==> %s\n' "$*" >&2; }
+step "bootstrap"
+bash scripts/bootstrap.sh --python >&2
 source scripts/local-env.sh
-cargo build --quiet --release -p interlog-cli
-bash scripts/build-worker.sh >/dev/null 2>&1
+step "build: operator CLI (release)"
+cargo build --release -p interlog-cli >&2
+step "build: wasm Worker"
+bash scripts/build-worker.sh >&2
 STATE=$(mktemp -d -t interlog-bench.XXXXXX)
 trap 'stop_local; rm -rf "$STATE"' EXIT
 start_local "$STATE" "$(free_port)"
@@ -70,10 +76,16 @@ hotpath_baseline() {
   if [[ $1 == d1_shape ]]; then
     "$WRANGLER" d1 execute DB --local --config "bench/hotpath/$1.toml" --persist-to "$dir" --file "$3/seed.sql" >/dev/null
   fi
-  setsid "$WRANGLER" dev --config "bench/hotpath/$1.toml" --ip 127.0.0.1 --port "$2" --persist-to "$dir" \
-    --inspector-port "$(free_port)" --show-interactive-dev-session=false > "$log" 2>&1 &
+  hotpath_serve "bench/hotpath/$1.toml" "$2" "$dir" "$log"
+}
+# hotpath_serve CONFIG PORT PERSIST LOG [--var NAME:VALUE]...: starts a Worker
+# with bench/hotpath/serve.mjs (wrangler's dev server without the DevTools
+# inspector session that relays every console call); sets HOT_PID.
+hotpath_serve() {
+  INTERLOG_PREBUILT=1 setsid node bench/hotpath/serve.mjs --config "$1" --port "$2" --persist-to "$3" "${@:5}" \
+    > "$4" 2>&1 &
   HOT_PID=$!
-  wait_ready "$log" "$HOT_PID"
+  wait_ready "$4" "$HOT_PID"
 }
 case "$what" in
   l2)
@@ -134,21 +146,29 @@ case "$what" in
     hot="$STATE/hotpath"; mkdir -p "$hot/out"
     hotpath_keys "$hot"
     pids=()
+    targets=${HOTPATH_TARGETS:-floor memory_do d1_shape interlog}
     for base in floor memory_do d1_shape; do
+      [[ " $targets " == *" $base "* ]] || continue
       port=$(free_port)
       hotpath_baseline "$base" "$port" "$hot"
-      pids+=("$HOT_PID")
+      pids+=("$HOT_PID"); eval "pid_$base=$HOT_PID"
       eval "url_$base=http://127.0.0.1:$port"
     done
-    trap 'stop_local; for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done; rm -rf "$STATE"' EXIT
-    for target in floor memory_do d1_shape interlog; do
-      target_url=$url; keys="$hot/interlog.keys"
-      if [[ $target != interlog ]]; then eval "target_url=\$url_$target"; keys="$hot/baseline.keys"; fi
-      for c in 16 64; do
+    # interlog too runs under serve.mjs, on the state the keys were made in.
+    stop_local
+    hotpath_serve wrangler.toml "$BENCH_PORT" "$PERSIST" "$hot/interlog.log" "${BENCH_VARS[@]}"
+    pids+=("$HOT_PID"); interlog_pid=$HOT_PID
+    trap 'for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done; rm -rf "$STATE"' EXIT
+    for target in $targets; do
+      target_url=$url; keys="$hot/interlog.keys"; pgid=$interlog_pid
+      if [[ $target != interlog ]]; then eval "target_url=\$url_$target pgid=\$pid_$target"; keys="$hot/baseline.keys"; fi
+      for c in ${HOTPATH_CONCURRENCY:-16 64}; do
         echo "bench: $target at concurrency $c" >&2
         HOTPATH_KEYS="$keys" wrk -t2 -c"$c" -d3s -s bench/hotpath/requests.lua "$target_url" >/dev/null # warm-up
+        cpu0=$(bash bench/hotpath/cpu.sh "$pgid")
         HOTPATH_KEYS="$keys" wrk -t2 -c"$c" -d"${2:-15}s" --latency -s bench/hotpath/requests.lua "$target_url" \
           > "$hot/out/$target.c$c.txt"
+        echo "Server CPU ms: $(( $(bash bench/hotpath/cpu.sh "$pgid") - cpu0 ))" >> "$hot/out/$target.c$c.txt"
       done
     done
     .venv/bin/python bench/hotpath/report.py "$hot/out" ;;

@@ -43,6 +43,11 @@ if [[ "${1:-}" == "--python" ]]; then
     log "installing python3 + venv from Debian"
     apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
   fi
+  # jq for the README's shell examples, which the suite runs.
+  if ! command -v jq >/dev/null 2>&1; then
+    log "installing jq from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+  fi
   # Headless Chromium for the real-browser CORS test (Debian's package).
   if ! command -v chromium >/dev/null 2>&1; then
     log "installing chromium from Debian"

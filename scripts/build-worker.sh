@@ -4,6 +4,8 @@
 # does nothing, so a test run compiles the wasm exactly once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The web console's static files (console/dist, served through [assets]).
+node console/build.mjs
 if [[ "${INTERLOG_PREBUILT:-}" == 1 && -f build/index.js && -f build/index_bg.wasm ]]; then
   exit 0
 fi

@@ -28,6 +28,8 @@ demo admin key: $key
 
   curl -H "Authorization: Bearer $key" http://127.0.0.1:$PORT/v1/org
 
+web console:    http://127.0.0.1:$PORT/console/   (sign in with the admin key above)
+
 MSG
 tail -n +1 -f "$SERVER_LOG" --pid "$SERVER_PID" | grep --line-buffered -E '^\[wrangler:(info|error)\]|ERROR' || true
 wait "$SERVER_PID"

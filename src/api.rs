@@ -75,6 +75,7 @@ async fn serve(
             mcp::handle(req, &client, who, body).await
         }
         Endpoint::CreateInteractions => batch(&client, who, raw).await,
+        Endpoint::ExportInteractions => crate::export::serve(req, &client, who, incoming.now_ms).await,
         _ => {
             let body = raw.map(|r| r.and_then(|b| parse_json(&b)));
             operation(req, &endpoint, &client, who, body, incoming.now_ms).await

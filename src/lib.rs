@@ -8,12 +8,16 @@ mod answered;
 mod api;
 mod auth;
 mod body;
+mod console;
 mod cors;
+mod export;
 mod faults;
 mod limits;
 mod mcp;
+mod operator;
 mod ops;
 mod respond;
+mod spec;
 
 pub use interlog_durable::{Janitor, OrgActor};
 
@@ -36,6 +40,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // Route on the method as sent: worker's `Method` turns unknown names into GET.
     let method = req.inner().method();
     let path = req.path();
+    // The console's static files: public, the same for everyone, no floor.
+    if let Some(asset) = interlog_core::routes::console_asset(&path) {
+        let (response, outcome) = console::serve(&env, &method, asset, &incoming.id).await;
+        let summary = access_log::Summary::of(&outcome, &Vec::new());
+        let asked = access_log::Asked::new(&method, &path);
+        access_log::emit(&access_log::line(&incoming, &asked, &summary, None, response.status_code(), now_ms()));
+        return Ok(response);
+    }
     let route = resolve(&method, &path);
     let (outcome, extra, seen) = match (route, config(&env)) {
         (Ok(Route::Health), _) => (Ok(health()), Vec::new(), None),
@@ -97,6 +109,16 @@ async fn routed(
             }
         },
         Ok(Route::Health) => (Ok(health()), Vec::new(), None),
+        // The operator's signed call: no key, but behind L1 and the floor.
+        Ok(Route::Reconcile) => match body::precheck(req, interlog_core::operator::BODY_LIMIT) {
+            Err(e) => (Err(e), Vec::new(), None),
+            Ok(()) => {
+                let (_, out) = futures::join!(floor, operator::reconcile(req, env, cfg, incoming));
+                (out, Vec::new(), None)
+            }
+        },
+        // Public and static: past L1, but no key and so no floor to wait for.
+        Ok(Route::Spec) => (spec::openapi(), Vec::new(), None),
         Err(e) => (Err(e), Vec::new(), None),
     }
 }

@@ -5,11 +5,13 @@
 
 use crate::auth::Verified;
 use interlog_core::cursor::PagePosition;
+use interlog_core::erasure::{parse_request as parse_erasure, ErasureId};
+use interlog_core::export::parse_export;
 use interlog_core::field_errors::{clip, FieldErrors};
 use interlog_core::interaction::{check_idempotency_header, validate, validation_error};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keys::{check_name, parse_grace, parse_key_request, KeyMaterial};
-use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list};
+use interlog_core::listing::{parse_alert_list, parse_audit_list, parse_interaction_list, parse_session_list};
 use interlog_core::origin::Origin;
 use interlog_core::protocol::Op;
 use interlog_core::routes::Endpoint;
@@ -58,6 +60,15 @@ pub fn build(
             Built { op: Op::CreateKey { request, material }, cursor_scope: None, minted: Some(key) }
         }
         Endpoint::ListKeys => Built::op(Op::ListKeys),
+        Endpoint::GetSession(raw) => session(req, raw, who)?,
+        Endpoint::ExportInteractions => {
+            Built::op(Op::ExportInteractions { request: parse_export(&query_pairs(req)?)? })
+        }
+        Endpoint::StartErasure => Built::op(Op::StartErasure { actor: parse_erasure(body()?)? }),
+        Endpoint::GetErasure(id) => {
+            let id = ErasureId::parse(id).ok_or(ApiError::NotFound)?;
+            Built::op(Op::GetErasure { id: id.to_string() })
+        }
         Endpoint::RevokeKey(p) => Built::op(Op::RevokeKey { prefix: key_prefix(p)? }),
         Endpoint::RotateKey(p) => {
             let prefix = key_prefix(p)?;
@@ -66,6 +77,16 @@ pub fn build(
             Built { op: Op::RotateKey { prefix, grace_ms, material }, cursor_scope: None, minted: Some(key) }
         }
         // Served elsewhere: MCP by the mcp module, batches forwarded as sent.
+        Endpoint::ResolveAlert(id) => {
+            Built::op(Op::ResolveAlert { id: interlog_core::alerts::parse_alert_id(id).ok_or(ApiError::NotFound)? })
+        }
+        Endpoint::CreateWebhook => Built::op(Op::CreateWebhook { body: body()?.clone(), secret: webhook_secret()? }),
+        Endpoint::ListWebhooks => Built::op(Op::ListWebhooks),
+        Endpoint::DeleteWebhook(id) => Built::op(Op::DeleteWebhook { id: webhook_id(id)? }),
+        Endpoint::RotateWebhookSecret(id) => {
+            Built::op(Op::RotateWebhookSecret { id: webhook_id(id)?, secret: webhook_secret()? })
+        }
+        Endpoint::ListDeliveries(id) => deliveries(req, who, webhook_id(id)?)?,
         Endpoint::Mcp | Endpoint::CreateInteractions => return Err(ApiError::internal("not built by ops::build")),
     })
 }
@@ -89,6 +110,25 @@ fn mint(who: &Verified) -> Result<(ApiKey, KeyMaterial), ApiError> {
         pepper_version: who.pepper.version(),
     };
     Ok((key, material))
+}
+
+/// A fresh webhook signing secret (`whsec_…`).
+fn webhook_secret() -> Result<String, ApiError> {
+    Ok(interlog_core::webhook::secret_text(&random_bytes::<{ interlog_core::webhook::SECRET_BYTES }>()?))
+}
+
+/// A webhook id that cannot exist is simply not found.
+fn webhook_id(raw: &str) -> Result<String, ApiError> {
+    interlog_core::webhook::parse_webhook_id(raw).ok_or(ApiError::NotFound)
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: `limit` and `cursor` only.
+fn deliveries(req: &Request, who: &Verified, id: String) -> Result<Built, ApiError> {
+    let l = interlog_core::listing::parse_list::<()>(&query_pairs(req)?, &[], |_, _, _| Ok(()))?;
+    let scope = json!(["deliveries", who.org.as_str(), id]).to_string();
+    let after = decode_cursor(who, &scope, l.cursor.as_ref())?;
+    let op = Op::ListDeliveries { id, limit: l.limit, after };
+    Ok(Built { op, cursor_scope: Some(scope), minted: None })
 }
 
 /// A path prefix that cannot exist is simply not found.
@@ -191,6 +231,16 @@ fn cursor_error() -> ApiError {
 
 fn decode_cursor(who: &Verified, scope: &str, cursor: Option<&String>) -> Result<Option<PagePosition>, ApiError> {
     cursor.map(|c| who.cursor_key().decode(scope, c).map_err(|_| cursor_error())).transpose()
+}
+
+/// `GET /v1/sessions/{session}`: the session's listing, oldest first, its
+/// cursor scoped to the org and the session.
+fn session(req: &Request, raw: &str, who: &Verified) -> Result<Built, ApiError> {
+    let l = parse_session_list(raw, &query_pairs(req)?)?;
+    let scope = l.filter.cursor_scope(who.org.as_str());
+    let after = decode_cursor(who, &scope, l.cursor.as_ref())?;
+    let op = Op::GetSession { filter: l.filter, limit: l.limit, after };
+    Ok(Built { op, cursor_scope: Some(scope), minted: None })
 }
 
 /// The three listings: filters and limit from the query, the cursor checked

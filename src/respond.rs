@@ -19,17 +19,20 @@ pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
     pub headers: ExtraHeaders,
+    /// A streamed body instead of `body` (an export's NDJSON, passed through
+    /// from the org's actor as it comes).
+    pub stream: Option<worker::web_sys::ReadableStream>,
 }
 
 impl Reply {
     /// A JSON answer.
     pub fn json(status: u16, body: Value) -> Self {
-        Self { status, body: Some(body), headers: Vec::new() }
+        Self { status, body: Some(body), headers: Vec::new(), stream: None }
     }
 
     /// An answer without a body.
     pub fn empty(status: u16) -> Self {
-        Self { status, body: None, headers: Vec::new() }
+        Self { status, body: None, headers: Vec::new(), stream: None }
     }
 }
 
@@ -84,9 +87,27 @@ pub fn outcome(outcome: &Outcome, add: &Additions) -> Reply {
         Outcome::Interactions(p) => Reply::json(200, page("interactions", p, add)),
         Outcome::Audit(p) => Reply::json(200, page("entries", p, add)),
         Outcome::Alerts(p) => Reply::json(200, page("alerts", p, add)),
+        Outcome::Alert { alert } => Reply::json(200, value(alert)),
+        Outcome::Webhook { webhook, secret, created } => {
+            let mut body = value(webhook);
+            if let Some(s) = secret {
+                body["secret"] = json!(s);
+            }
+            Reply::json(if *created { 201 } else { 200 }, body)
+        }
+        Outcome::Webhooks { webhooks } => Reply::json(200, json!({ "webhooks": webhooks })),
+        Outcome::Deliveries(p) => Reply::json(200, page("deliveries", p, add)),
         Outcome::Keys { keys } => Reply::json(200, json!({ "keys": keys })),
         Outcome::Key { key, created: true } => Reply::json(201, with_key(value(key), add)),
         Outcome::Key { key, created: false } => Reply::json(200, value(key)),
+        Outcome::Export { .. } => {
+            let mut reply = Reply::empty(200);
+            reply.headers.push(("content-type", interlog_core::export::NDJSON.into()));
+            reply
+        }
+        Outcome::Erasure { job, stored: Some(Stored::Created) } => Reply::json(202, value(job)),
+        Outcome::Erasure { job, stored: Some(Stored::Replayed) } => replayed(Reply::json(202, value(job))),
+        Outcome::Erasure { job, stored: None } => Reply::json(200, value(job)),
         Outcome::Rotated { key, previous } => {
             let mut body = with_key(value(key), add);
             body["previous"] = value(previous);
@@ -172,6 +193,9 @@ pub fn finish(outcome: Result<Reply, ApiError>, request_id: &str, extra: ExtraHe
     let reply = outcome.unwrap_or_else(|err| error_reply(&err, request_id));
     for (k, v) in extra.iter().chain(&reply.headers) {
         let _ = headers.set(k, v);
+    }
+    if let Some(stream) = reply.stream {
+        return Response::builder().with_status(reply.status).with_headers(headers).stream(stream);
     }
     match reply.body {
         Some(v) => {

@@ -173,7 +173,7 @@ def test_sdk_pinned_modern_version_skips_discover(mcp_a):
         async with connect(mcp_a.read, MODERN) as client:
             assert client.protocol_version == MODERN
             tools = await client.list_tools()
-            assert [t.name for t in tools.tools] == ["list_interactions", "get_interaction", "list_alerts"]
+            assert [t.name for t in tools.tools] == ["list_interactions", "get_interaction", "list_alerts", "get_session"]
     sdk(main)
 
 
@@ -182,7 +182,7 @@ def test_sdk_list_tools_with_schemas(mcp_a, mode):
     async def main():
         async with connect(mcp_a.read, mode) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert list(tools) == ["list_interactions", "get_interaction", "list_alerts"]
+            assert list(tools) == ["list_interactions", "get_interaction", "list_alerts", "get_session"]
             li = tools["list_interactions"]
             assert li.input_schema["type"] == "object"
             assert set(li.input_schema["properties"]) == {"limit", "cursor", "since", "until", "actor", "type"}
@@ -394,7 +394,7 @@ def test_modern_discover_raw(mcp_a):
 def test_modern_tools_and_prompts_raw(mcp_a, data_a):
     tl = modern(mcp_a.read, "tools/list")
     assert tl.status_code == 200
-    assert [t["name"] for t in tl.json()["result"]["tools"]] == ["list_interactions", "get_interaction", "list_alerts"]
+    assert [t["name"] for t in tl.json()["result"]["tools"]] == ["list_interactions", "get_interaction", "list_alerts", "get_session"]
     assert tl.json()["result"]["resultType"] == "complete" and "ttlMs" in tl.json()["result"]
     call_ = modern(mcp_a.read, "tools/call", {"name": "list_interactions", "arguments": {"actor": data_a["actor"]}},
                    name="list_interactions", rid="abc")
@@ -604,7 +604,7 @@ def test_origin_validated():
         assert statuses == [403], statuses  # the origin refusal, not any other failure
         assert "error response" in str(err), err
         async with connect(read, "auto", headers={"Origin": allowed}) as client:
-            assert len((await client.list_tools()).tools) == 3
+            assert len((await client.list_tools()).tools) == 4
     sdk(main)
 
 

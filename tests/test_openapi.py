@@ -17,10 +17,16 @@ and so fail the run until the marker goes.
 """
 
 import copy
+import hashlib
+import json
 import re
+import subprocess
+import sys
+import tomllib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import jsonschema
 import pytest
 import schemathesis
 import yaml
@@ -106,6 +112,11 @@ def is_public(op) -> bool:
     return op.get("security", SPEC.get("security")) == []
 
 
+def is_operator(op) -> bool:
+    """The operator command's signed call: no API key, no scope."""
+    return op.get("security") == [{"operatorSignature": []}]
+
+
 def concrete(path: str, **values: str) -> str:
     """The path with its parameters filled in (by default with absent ones)."""
     for name, absent in ABSENT.items():
@@ -123,6 +134,9 @@ def body_for(method: str, path: str):
         ("POST", "/v1/keys"): {"name": tag, "scopes": ["read"]},
         ("POST", "/v1/keys/{prefix}/rotate"): {"grace_seconds": 0},
         ("POST", "/mcp"): {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        ("POST", "/v1/operator/reconcile"): {"org_id": "org_" + "0" * 26},
+        ("POST", "/v1/erasures"): {"actor": tag},
+        ("POST", "/v1/webhooks"): {"url": f"https://hooks.example.com/{tag}", "events": ["alert.resolved"]},
     }
     if (method, path) in bodies:
         return bodies[(method, path)]
@@ -184,6 +198,13 @@ def test_spec_documents_every_response_fully():
         if is_public(op):
             assert op.get("x-required-scope") == "none", where
             continue
+        if is_operator(op):
+            # Signed, not keyed: an authenticated operation's refusals but 403
+            # (there is no scope to lack).
+            assert op.get("x-required-scope") == "operator", where
+            for status in ("401", "413", "415", "429", "500", "503"):
+                assert status in op["responses"], f"{where} must document {status}"
+            continue
         (requirement,) = op["security"]
         (roles,) = requirement.values()
         assert len(roles) == 1 and roles[0] in SCOPES and op.get("x-required-scope") == roles[0], where
@@ -234,6 +255,11 @@ def test_documented_operation_is_routed(method, path, routes_org):
     authed = send(method, path, routes_org.key)
     assert authed.status_code != 405, authed.text
     assert str(authed.status_code) in op["responses"], f"{authed.status_code} undocumented: {authed.text}"
+    if is_operator(op):
+        # An API key is no credential here: the uniform 401 again.
+        assert authed.status_code == 401, authed.text
+        check_headers(op, authed)
+        return
     documented_success = [s for s in op["responses"] if s.startswith("2")]
     if "{" in path or not documented_success:
         # An absent id or key prefix: the actor's 404, after authentication.
@@ -368,3 +394,112 @@ def test_no_org_creation_endpoint(routes_org):
         assert r.json()["error"]["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
     assert d1(f"SELECT COUNT(*) AS n FROM orgs WHERE name = '{body['name']}'")[0]["n"] == 0
     assert org_count() == before  # no org row at all came from these requests
+
+
+# The spec as served, its examples, the licence ------------------------------
+
+# SHA-256 of the Apache License 2.0 text as published at
+# https://www.apache.org/licenses/LICENSE-2.0.txt (unmodified).
+APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+# Plaintext keys in examples are shown as this placeholder, so that no
+# key-shaped string is committed (the secret scanner's interlog-api-key rule).
+KEY_PLACEHOLDER = "ck_live_…"
+
+
+def test_served_spec_is_the_yaml():
+    r, _ = call("GET", "/v1/openapi.json", headers={"Origin": "https://app.example.com"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["cache-control"] == "public, max-age=300"
+    assert r.headers["vary"] == "Origin" and re.match(r"^req_[0-9A-Z]{26}$", r.headers["x-request-id"])
+    assert "access-control-allow-origin" not in r.headers  # no org, so no allowed origin
+    assert r.json() == SPEC, "the Worker serves a stale spec: run scripts/openapi_json.py and rebuild"
+    check_headers(SPEC["paths"]["/v1/openapi.json"]["get"], r)
+
+
+def test_spec_json_is_generated_from_the_yaml():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "openapi_json.py"), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8")) == SPEC
+
+
+def documented_bodies():
+    """(where, schema, {example name: value}) for every response body in the spec."""
+    for method, path, op in operations():
+        for status, response in op["responses"].items():
+            for media, content in resolve(response).get("content", {}).items():
+                examples = {}
+                if "example" in content:
+                    examples["example"] = content["example"]
+                for name, ex in content.get("examples", {}).items():
+                    examples[name] = resolve(ex)["value"]
+                yield f"{method} {path} {status} {media}", content["schema"], examples
+
+
+def test_every_response_body_has_an_example():
+    missing = [where for where, _, examples in documented_bodies() if not examples]
+    assert not missing, "responses without an example:\n" + "\n".join(missing)
+
+
+def unplaceholder(value):
+    """The example with its plaintext-key placeholder replaced by a key-shaped value."""
+    if isinstance(value, dict):
+        return {k: unplaceholder(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unplaceholder(v) for v in value]
+    if value == KEY_PLACEHOLDER:
+        return "ck_live_" + "0" * 26
+    return value
+
+
+def test_every_example_matches_its_schema():
+    checked, wrong = 0, []
+    for where, schema, examples in documented_bodies():
+        validator = jsonschema.Draft202012Validator({"components": SPEC["components"], **schema},
+                                                    format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        for name, value in examples.items():
+            checked += 1
+            errors = list(validator.iter_errors(unplaceholder(value)))
+            if errors:
+                wrong.append(f"{where} {name}: {errors[0].message[:200]}")
+    assert checked and not wrong, "\n".join(wrong)
+
+
+def error_examples(status: str) -> set[str]:
+    """The messages of every documented example of `status` error bodies."""
+    out = set()
+    for where, _, examples in documented_bodies():
+        if where.split()[2] == status:
+            # The error envelope (not MCP's JSON-RPC error responses).
+            out |= {v["error"]["message"] for v in examples.values() if "error" in v and "jsonrpc" not in v}
+    return out
+
+
+def test_error_examples_carry_the_servers_messages(org_a):
+    """The fixed messages of the examples are the ones the server sends."""
+    answers = {
+        "401": call("GET", "/v1/org")[0],
+        "404": call("GET", "/v1/interactions/" + ABSENT["{id}"], key=org_a.key)[0],
+        "405": call("GET", "/v1/interactions/batch", key=org_a.key)[0],
+        "415": call("POST", "/v1/interactions", key=org_a.key, data="{}", headers={"Content-Type": "text/plain"})[0],
+    }
+    for status, r in answers.items():
+        assert str(r.status_code) == status, r.text
+        assert error_examples(status) == {r.json()["error"]["message"]}, status
+
+
+def test_one_licence_everywhere():
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert hashlib.sha256(text.encode()).hexdigest() == APACHE_2_SHA256, "LICENSE is not the Apache 2.0 text"
+    assert not [p.name for p in ROOT.glob("LICEN[CS]E*") if p.name != "LICENSE"], "one LICENSE file"
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text(encoding="utf-8"))
+    package = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
+    assert cargo["workspace"]["package"]["license"] == package["license"] == "Apache-2.0"
+    assert SPEC["info"]["license"]["identifier"] == "Apache-2.0"
+    for member in cargo["workspace"]["members"]:
+        manifest = tomllib.loads((ROOT / member / "Cargo.toml").read_text(encoding="utf-8"))
+        assert manifest["package"].get("license") == {"workspace": True}, member
+    assert cargo["package"]["license"] == {"workspace": True}
+    fuzz = tomllib.loads((ROOT / "fuzz" / "Cargo.toml").read_text(encoding="utf-8"))
+    assert fuzz["package"]["license"] == "Apache-2.0"

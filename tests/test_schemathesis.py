@@ -61,6 +61,7 @@ ran per operation and phase, and the status codes they got.
 import collections
 import ipaddress
 import random
+import re
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -79,11 +80,12 @@ from conftest import BASE, ROOT, Org, new_org, scoped_key
 
 SPEC = ROOT / "docs" / "openapi.yaml"
 MAX_EXAMPLES = 100
-SCOPE_EXAMPLES = 20
+SCOPE_EXAMPLES = 10
 SCOPES = ("ingest", "read", "admin")
 STATEFUL_EXAMPLES = 40
 OPERATIONS = {
     "GET /v1/health",
+    "GET /v1/openapi.json",
     "GET /v1/org",
     "PATCH /v1/org",
     "GET /v1/interactions",
@@ -91,13 +93,24 @@ OPERATIONS = {
     "POST /v1/interactions/batch",
     "GET /v1/interactions/{id}",
     "DELETE /v1/interactions/{id}",
+    "GET /v1/interactions/export",
+    "GET /v1/sessions/{session}",
+    "POST /v1/erasures",
+    "GET /v1/erasures/{id}",
     "GET /v1/keys",
     "POST /v1/keys",
     "POST /v1/keys/{prefix}/revoke",
     "POST /v1/keys/{prefix}/rotate",
     "GET /v1/audit-log",
     "GET /v1/alerts",
+    "POST /v1/alerts/{id}/resolve",
+    "GET /v1/webhooks",
+    "POST /v1/webhooks",
+    "DELETE /v1/webhooks/{id}",
+    "POST /v1/webhooks/{id}/rotate-secret",
+    "GET /v1/webhooks/{id}/deliveries",
     "POST /mcp",
+    "POST /v1/operator/reconcile",
 }
 SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
@@ -137,6 +150,9 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+PUBLIC_WEBHOOK_URL = re.compile(r"https://([a-z][a-z0-9]{0,20}\.){1,3}(com|org|net)(/[A-Za-z0-9._~-]{0,40}){0,4}")
+
+
 def keep_prose_rules(case) -> None:
     """A positive case must also keep the rules docs/openapi.yaml states in
     prose, because JSON Schema cannot: they compare two values or a value
@@ -151,7 +167,8 @@ def keep_prose_rules(case) -> None:
     - `expires_at` of a new key: in the future (else moved a day or more
       ahead);
     - the `Idempotency-Key` header and the body's `idempotency_key`, when
-      both are sent, are equal (else the body takes the header's)."""
+      both are sent, are equal (else the body takes the header's);
+    - a webhook `url` names a public host (else it is replaced by one)."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     now = int(time.time() * 1000)
@@ -178,6 +195,10 @@ def keep_prose_rules(case) -> None:
     expires = instant(body.get("expires_at"))
     if expires is not None and expires <= now + 3_600_000:
         body["expires_at"] = rfc3339(now + DAY_MS + abs(expires) % (3650 * DAY_MS))
+    # A webhook `url` must name a public host (the SSRF policy, stated in
+    # prose): a generated one that may not is replaced by one that does.
+    if isinstance(body.get("url"), str) and not PUBLIC_WEBHOOK_URL.fullmatch(body["url"]):
+        body["url"] = f"https://hooks{len(body['url'])}.example.com/in"
     header = next((v for k, v in (case.headers or {}).items() if k.lower() == "idempotency-key"), None)
     if header is not None and isinstance(body.get("idempotency_key"), str) and body["idempotency_key"] != header:
         body["idempotency_key"] = header
@@ -376,6 +397,8 @@ def test_every_operation_ran_enough_cases(capsys):
     # single-scope key; health has no input but the client address, fuzzed
     # MAX_EXAMPLES times by test_health_from_any_client.
     per_op = MAX_EXAMPLES + SCOPE_EXAMPLES * len(SCOPES)
+    # The spec itself has no input at all (one case is all there is).
     need = {op: MAX_EXAMPLES if op == "GET /v1/health" else per_op for op in cases}
+    need.update({op: 1 for op in cases if op == "GET /v1/openapi.json"})
     short = {op: c["fuzzing"] for op, c in cases.items() if c["fuzzing"] < need[op]}
     assert not short, f"fewer than {MAX_EXAMPLES} fuzzed cases: {short}"

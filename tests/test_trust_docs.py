@@ -563,10 +563,19 @@ def test_fuzz_targets_cover_the_parsers():
 @pytest.mark.claim("owasp.api7", "threat.ssrf")
 def test_no_outbound_fetch_of_request_data():
     """SSRF (API7): the Worker and the Durable Objects fetch nothing but their
-    own Durable Object stubs at fixed internal URLs; no outbound `Fetch`."""
+    own Durable Object stubs at fixed internal URLs; the one outbound `Fetch`
+    is the webhook sender, whose URLs are stored only after the SSRF policy
+    (`parse_webhook_request` → `check_url`) accepted them."""
+    sender = ROOT / "durable/src/webhooks.rs"
+    sender_text = sender.read_text(encoding="utf-8")
+    assert "parse_webhook_request(body, ctx.cfg.delivery.allow_loopback)" in sender_text
+    assert sender_text.count("INSERT INTO webhooks") == 1 and sender_text.count("UPDATE webhooks SET url") == 0
     for d in ("src", "durable/src"):
         for f in (ROOT / d).rglob("*.rs"):
             text = f.read_text(encoding="utf-8")
+            if f == sender:
+                assert len(re.findall(r"\bFetch::(Url|Request)\b", text)) == 1, f"one outbound fetch in {f}"
+                continue
             assert not re.search(r"\bFetch::(Url|Request)\b|\bFetch\s*\{", text), f"outbound fetch in {f}"
             for m in re.finditer(r"\.fetch_with_(str|request)\(([^)]*)\)", text):
                 arg = m.group(2).strip()

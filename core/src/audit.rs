@@ -33,11 +33,33 @@ pub enum AuditAction {
     KeyRevoked,
     #[serde(rename = "key.rotated")]
     KeyRotated,
+    /// An erasure of one actor's interactions started.
+    #[serde(rename = "erasure.started")]
+    ErasureStarted,
+    /// An erasure finished: no interaction of the actor was left.
+    #[serde(rename = "erasure.completed")]
+    ErasureCompleted,
+    /// The operator command created an org.
+    #[serde(rename = "org.created")]
+    OrgCreated,
+    /// The operator command set an org's storage quota.
+    #[serde(rename = "org.quota_set")]
+    QuotaSet,
+    /// An admin resolved an alert.
+    #[serde(rename = "alert.resolved")]
+    AlertResolved,
+    #[serde(rename = "webhook.created")]
+    WebhookCreated,
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted,
+    /// A webhook's signing secret was rotated (the previous one signs for an overlap).
+    #[serde(rename = "webhook.secret_rotated")]
+    WebhookSecretRotated,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::AuthFailure,
         AuditAction::AuthForbidden,
         AuditAction::RateLimited,
@@ -47,6 +69,14 @@ impl AuditAction {
         AuditAction::KeyCreated,
         AuditAction::KeyRevoked,
         AuditAction::KeyRotated,
+        AuditAction::ErasureStarted,
+        AuditAction::ErasureCompleted,
+        AuditAction::OrgCreated,
+        AuditAction::QuotaSet,
+        AuditAction::AlertResolved,
+        AuditAction::WebhookCreated,
+        AuditAction::WebhookDeleted,
+        AuditAction::WebhookSecretRotated,
     ];
 
     /// The stored text.
@@ -61,6 +91,14 @@ impl AuditAction {
             AuditAction::KeyCreated => "key.created",
             AuditAction::KeyRevoked => "key.revoked",
             AuditAction::KeyRotated => "key.rotated",
+            AuditAction::ErasureStarted => "erasure.started",
+            AuditAction::ErasureCompleted => "erasure.completed",
+            AuditAction::OrgCreated => "org.created",
+            AuditAction::QuotaSet => "org.quota_set",
+            AuditAction::AlertResolved => "alert.resolved",
+            AuditAction::WebhookCreated => "webhook.created",
+            AuditAction::WebhookDeleted => "webhook.deleted",
+            AuditAction::WebhookSecretRotated => "webhook.secret_rotated",
         }
     }
 

@@ -16,6 +16,7 @@
 use crate::origin::Origin;
 use crate::ratelimit::{self, RateLimiter};
 use crate::retention::{bounded_setting, RetentionConfig, MS_PER_HOUR};
+use crate::webhook::DeliveryConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -123,6 +124,10 @@ pub struct Config {
     pub l2_mode: L2Mode,
     /// Retention runs and periods.
     pub retention: RetentionConfig,
+    /// Erasure jobs: chunk size, rows per alarm run, re-run interval.
+    pub erasure: crate::erasure::ErasureConfig,
+    /// Webhook delivery (retries, loopback in tests) and alert auto-resolution.
+    pub delivery: DeliveryConfig,
     /// Settings that were invalid and took their default, for the log.
     pub warnings: Vec<String>,
 }
@@ -205,6 +210,10 @@ impl Config {
         let (l2_limit, l2_period_ms) = l2_tuning(src, &mut found);
         let (retention, w) = RetentionConfig::from_vars(|name| src.var(name));
         found.warnings.extend(w);
+        let (delivery, w) = DeliveryConfig::from_vars(|name| src.var(name));
+        found.warnings.extend(w);
+        let (erasure, w) = crate::erasure::ErasureConfig::from_vars(|name| src.var(name));
+        found.warnings.extend(w);
         match (current, previous) {
             (Some(pepper_version), Some(pepper_previous_version)) if found.problems.is_empty() => Ok(Config {
                 pepper_version,
@@ -215,6 +224,8 @@ impl Config {
                 l2_period_ms,
                 l2_mode,
                 retention,
+                erasure,
+                delivery,
                 warnings: found.warnings,
             }),
             _ => Err(ConfigErrors { problems: found.problems }),
@@ -326,6 +337,8 @@ mod tests {
                 l2_period_ms: 60_000,
                 l2_mode: L2Mode::Memory,
                 retention: RetentionConfig::default(),
+                erasure: crate::erasure::ErasureConfig::default(),
+                delivery: DeliveryConfig::default(),
                 warnings: Vec::new(),
             }
         );

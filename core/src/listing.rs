@@ -41,8 +41,20 @@ pub fn cut_page(sizes: &[u64], limit: usize, budget: u64) -> PageCut {
     PageCut { take, more: take < sizes.len() }
 }
 
+/// The order of an interaction listing, by (`occurred_at`, `id`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Newest first (`GET /v1/interactions`).
+    #[default]
+    NewestFirst,
+    /// Oldest first (a session's conversation; an export with `order=asc`).
+    OldestFirst,
+}
+
 /// Filters of `GET /v1/interactions`. `since` is inclusive, `until` exclusive,
-/// both on `occurred_at`.
+/// both on `occurred_at`. `order` is part of the filter so that every reader
+/// of the listing (HTTP, sessions, MCP, export) pages the same way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionFilter {
     pub since: Option<i64>,
@@ -50,12 +62,43 @@ pub struct InteractionFilter {
     pub actor: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub order: Order,
 }
 
 impl InteractionFilter {
     /// The cursor scope: the listing, the org and every filter value.
     pub fn cursor_scope(&self, org_id: &str) -> String {
-        serde_json::json!(["interactions", org_id, self.since, self.until, self.actor, self.kind]).to_string()
+        let mut scope = serde_json::json!(["interactions", org_id, self.since, self.until, self.actor, self.kind]);
+        if self.session.is_some() || self.order != Order::NewestFirst {
+            if let Some(parts) = scope.as_array_mut() {
+                parts.extend([serde_json::json!(self.session), serde_json::json!(self.order)]);
+            }
+        }
+        scope.to_string()
+    }
+}
+
+/// The query parameters that filter interactions (the listing's and the
+/// export's), applied to `f`.
+pub fn apply_interaction_filter(f: &mut InteractionFilter, k: &str, v: &str) -> Result<(), ApiError> {
+    match k {
+        "since" => f.since = Some(time_param("since", v)?),
+        "until" => f.until = Some(time_param("until", v)?),
+        "actor" => f.actor = Some(text_param("actor", v, crate::interaction::MAX_LABEL_LEN)?),
+        "session" => f.session = Some(text_param("session", v, crate::interaction::MAX_LABEL_LEN)?),
+        _ => f.kind = Some(text_param("type", v, crate::interaction::MAX_TYPE_LEN)?),
+    }
+    Ok(())
+}
+
+/// Refuses a window that ends before it starts.
+pub fn check_window(f: &InteractionFilter) -> Result<(), ApiError> {
+    match (f.since, f.until) {
+        (Some(s), Some(u)) if s >= u => Err(bad("since", "must be earlier than 'until'")),
+        _ => Ok(()),
     }
 }
 
@@ -120,21 +163,48 @@ fn text_param(name: &str, v: &str, max: usize) -> Result<String, ApiError> {
 
 /// Parses the decoded query pairs of `GET /v1/interactions`.
 pub fn parse_interaction_list(pairs: &[(String, String)]) -> Result<ListRequest<InteractionFilter>, ApiError> {
-    let req = parse_list(pairs, &["since", "until", "actor", "type"], |f: &mut InteractionFilter, k, v| {
-        match k {
-            "since" => f.since = Some(time_param("since", v)?),
-            "until" => f.until = Some(time_param("until", v)?),
-            "actor" => f.actor = Some(text_param("actor", v, crate::interaction::MAX_LABEL_LEN)?),
-            _ => f.kind = Some(text_param("type", v, crate::interaction::MAX_TYPE_LEN)?),
-        }
-        Ok(())
-    })?;
-    if let (Some(s), Some(u)) = (req.filter.since, req.filter.until) {
-        if s >= u {
-            return Err(bad("since", "must be earlier than 'until'"));
+    let req = parse_list(pairs, &["since", "until", "actor", "type", "session"], apply_interaction_filter)?;
+    check_window(&req.filter)?;
+    Ok(req)
+}
+
+/// Decodes a percent-encoded path segment (`%2F` and the like; `+` stays a
+/// plus). `None` when an escape is malformed or the bytes are not UTF-8.
+pub fn decode_path_segment(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
         }
     }
+    String::from_utf8(out).ok()
+}
+
+/// Parses `GET /v1/sessions/{session}`: the path segment as sent
+/// (percent-encoded) and the decoded query pairs, `limit` and `cursor` only;
+/// the session's interactions, oldest first.
+pub fn parse_session_list(
+    raw_session: &str,
+    pairs: &[(String, String)],
+) -> Result<ListRequest<InteractionFilter>, ApiError> {
+    let mut req = parse_list(pairs, &[], |_: &mut InteractionFilter, _, _| Ok(()))?;
+    let session = decode_path_segment(raw_session)
+        .ok_or_else(|| bad("session", "is not a valid percent-encoded path segment"))?;
+    req.filter.session = Some(text_param("session", &session, crate::interaction::MAX_LABEL_LEN)?);
+    req.filter.order = Order::OldestFirst;
     Ok(req)
+}
+
+/// `bad` for other modules' query parameters: a 400 naming the parameter.
+pub fn bad_param(param: &str, why: &str) -> ApiError {
+    bad(param, why)
 }
 
 /// Filters of `GET /v1/audit-log`.
@@ -184,8 +254,10 @@ pub fn parse_alert_list(pairs: &[(String, String)]) -> Result<ListRequest<AlertF
     parse_list(pairs, &["kind", "state"], |f: &mut AlertFilter, k, v| {
         match k {
             "kind" => f.kind = Some(text_param("kind", v, 64)?),
-            _ if v == "open" || v == "closed" => f.state = Some(v.to_string()),
-            _ => return Err(bad("state", "must be open or closed")),
+            _ => match crate::alerts::AlertState::parse(v) {
+                Some(state) => f.state = Some(state.as_str().to_string()),
+                None => return Err(bad("state", "must be open or resolved (closed is an alias of resolved)")),
+            },
         }
         Ok(())
     })
@@ -264,5 +336,26 @@ mod tests {
         let g = InteractionFilter { actor: Some("a".into()), ..f.clone() };
         assert_ne!(f.cursor_scope("org_a"), f.cursor_scope("org_b"));
         assert_ne!(f.cursor_scope("org_a"), g.cursor_scope("org_a"));
+        let s = InteractionFilter { session: Some("a".into()), ..f.clone() };
+        let asc = InteractionFilter { order: Order::OldestFirst, ..s.clone() };
+        assert_ne!(s.cursor_scope("org_a"), f.cursor_scope("org_a"));
+        assert_ne!(s.cursor_scope("org_a"), asc.cursor_scope("org_a"));
+        assert_ne!(s.cursor_scope("org_a"), g.cursor_scope("org_a"));
+    }
+
+    #[test]
+    fn session_filter_and_session_listing() {
+        assert_eq!(q(&[("session", "chat-1")]).unwrap().filter.session.as_deref(), Some("chat-1"));
+        assert!(q(&[("session", "")]).unwrap_err().public_message().contains("'session'"));
+        let pairs = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let r = parse_session_list("chat-1", &pairs("limit", "3")).unwrap();
+        assert_eq!((r.limit, r.filter.order, r.filter.session.as_deref()), (3, Order::OldestFirst, Some("chat-1")));
+        assert!(parse_session_list("chat-1", &pairs("actor", "x")).is_err());
+        assert!(parse_session_list(&"s".repeat(257), &[]).is_err());
+        let r = parse_session_list("chat%201%2F%C3%A9", &[]).unwrap();
+        assert_eq!(r.filter.session.as_deref(), Some("chat 1/é"));
+        for bad in ["%", "%4", "%zz", "%ff"] {
+            assert!(parse_session_list(bad, &[]).is_err(), "{bad}");
+        }
     }
 }

@@ -45,6 +45,10 @@ pub async fn run(a: &AlarmCtx<'_>) -> Res<()> {
         g.limiter.evict_idle(a.now);
     }
     let (next, retention) = retention_when_due(a).await?;
+    // A running erasure is due again soon (its step never fails the run).
+    let next = crate::erasure::step(a).await.map_or(next, |due| next.min(due));
+    // Webhook deliveries and alerts that resolve by themselves (never fails the run).
+    let next = next.min(crate::webhooks::step(a).await);
     let next = next_deadline(a, next);
     log_run(a.org, flushed, admissions, retention);
     a.state.storage().set_alarm(next.saturating_sub(a.now).max(0)).await.map_err(|e| storage_error("alarm rearm", e))

@@ -4,7 +4,7 @@
 
 use crate::ctx::Ctx;
 use crate::interactions::{self, Write, Written};
-use crate::{effects, key_ops, org_ops, records};
+use crate::{effects, key_ops, org_ops, records, webhooks};
 use interlog_core::access::Authorized;
 use interlog_core::alerts::AlertKind;
 use interlog_core::audit::{AuditAction, AuditEvent};
@@ -44,16 +44,42 @@ pub async fn run(ctx: &Ctx<'_>, by: &Authorized, op: &Op, inject_fault: bool, pa
         Op::DeleteInteraction { id } => delete_interaction(ctx, by, id).await,
         Op::CreateKey { request, material } => key_ops::create(ctx, by, request, material).await,
         Op::ListKeys => key_ops::list(ctx, by).await,
-        Op::RevokeKey { prefix } => key_ops::revoke(ctx, by, prefix).await,
-        Op::RotateKey { prefix, grace_ms, material } => key_ops::rotate(ctx, by, prefix, *grace_ms, material).await,
+        Op::RevokeKey { prefix } => key_replaced(ctx, prefix, key_ops::revoke(ctx, by, prefix).await).await,
+        Op::RotateKey { prefix, grace_ms, material } => {
+            key_replaced(ctx, prefix, key_ops::rotate(ctx, by, prefix, *grace_ms, material).await).await
+        }
         Op::ListAudit { filter, limit, after } => {
             Ok(records::list_audit(db, org, filter, *limit, after.as_ref()).await?)
         }
         Op::ListAlerts { filter, limit, after } => {
             Ok(records::list_alerts(db, org, filter, *limit, after.as_ref()).await?)
         }
+        Op::GetSession { filter, limit, after } => {
+            let page = interactions::list(db, org, filter, *limit, after.as_ref()).await?;
+            match &page {
+                Outcome::Interactions(p) if after.is_none() && p.items.is_empty() => Err(ApiError::NotFound.into()),
+                _ => Ok(page),
+            }
+        }
+        Op::ExportInteractions { request } => Ok(crate::export::prepare(db, org, request).await?),
+        Op::StartErasure { actor } => crate::erasure::start(ctx, by, actor).await,
+        Op::GetErasure { id } => Ok(crate::erasure::get(db, org, id).await?),
         Op::Invalid { error } => Err(error.clone().into()),
+        Op::ResolveAlert { id } => webhooks::resolve_alert(ctx, by, id).await,
+        Op::CreateWebhook { body, secret } => webhooks::create(ctx, by, body, secret).await,
+        Op::ListWebhooks => webhooks::list(ctx).await,
+        Op::DeleteWebhook { id } => webhooks::delete(ctx, by, id).await,
+        Op::RotateWebhookSecret { id, secret } => webhooks::rotate_secret(ctx, by, id, secret).await,
+        Op::ListDeliveries { id, limit, after } => webhooks::deliveries(ctx, id, *limit, after.as_ref()).await,
     }
+}
+
+/// A key revoked or rotated: alerts that end with it resolve by themselves.
+async fn key_replaced(ctx: &Ctx<'_>, prefix: &interlog_core::KeyPrefix, done: Answer) -> Answer {
+    if done.is_ok() {
+        webhooks::key_replaced(ctx, prefix.as_str()).await;
+    }
+    done
 }
 
 /// Raises the quota alerts a write calls for: `quota_80` once usage is at 80 %
@@ -77,7 +103,7 @@ async fn watch_quota(ctx: &Ctx<'_>, written: Result<Written, ApiError>) -> Answe
     for kind in kinds {
         // Alert bookkeeping never changes the write's answer.
         if let Ok(Some(w)) = ctx.gate(|g| g.alerts.observe(*kind, "", ctx.now)) {
-            effects::alert(&ctx.db, ctx.org(), &w).await;
+            effects::alert(ctx, &w).await;
         }
     }
     Ok(written?.0)

@@ -18,7 +18,7 @@ pub async fn perform(ctx: &Ctx<'_>, effects: Vec<Effect>) -> Result<(), ApiError
     for effect in effects {
         match effect {
             Effect::Audit(event) => ctx.audit(&event).await,
-            Effect::Alert(write) => alert(&ctx.db, ctx.org(), &write).await,
+            Effect::Alert(write) => alert(ctx, &write).await,
             Effect::Rehash(material) => keys::rehash(&ctx.db, ctx.org(), &material).await?,
             Effect::Checkpoint => {
                 checkpoint(&ctx.db, ctx.org(), ctx.gate_cell(), ctx.now).await;
@@ -35,10 +35,12 @@ pub async fn perform(ctx: &Ctx<'_>, effects: Vec<Effect>) -> Result<(), ApiError
     Ok(())
 }
 
-/// Writes an alert; a failure is logged.
-pub async fn alert(db: &D1Database, org: &OrgId, write: &AlertWrite) {
-    if let Err(e) = records::write_alert(db, org, write).await {
-        console_error!("alert write failed ({}): {e}", write.kind.as_str());
+/// Writes an alert (and queues its webhook deliveries, then makes the alarm
+/// run soon to send them); a failure is logged.
+pub async fn alert(ctx: &Ctx<'_>, write: &AlertWrite) {
+    match records::write_alert(&ctx.db, ctx.org(), write).await {
+        Ok(queued) => crate::webhooks::wake(ctx.state, queued, ctx.now).await,
+        Err(e) => console_error!("alert write failed ({}): {e}", write.kind.as_str()),
     }
 }
 

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod ctx;
 pub mod dispatch;
 pub mod effects;
+pub mod erasure;
+pub mod export;
 pub mod interactions;
 pub mod janitor;
 pub mod key_ops;
@@ -19,6 +21,7 @@ pub mod org_ops;
 pub mod platform;
 pub mod records;
 pub mod retention;
+pub mod webhooks;
 
 pub use janitor::Janitor;
 pub use org_actor::OrgActor;

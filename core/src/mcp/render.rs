@@ -80,6 +80,7 @@ fn alert_value(a: &AlertView) -> Value {
         "first_seen": clean(&a.first_seen),
         "last_seen": clean(&a.last_seen),
         "count": a.count,
+        "resolved_at": a.resolved_at.as_deref().map(clean),
     })
 }
 

@@ -105,6 +105,7 @@ pub(super) fn alert(id: &str, prefix: Option<&str>) -> AlertView {
         first_seen: "2026-01-01T00:00:00.000Z".into(),
         last_seen: "2026-01-01T00:00:00.000Z".into(),
         count: 3,
+        resolved_at: None,
     }
 }
 

@@ -9,7 +9,7 @@ use super::OrgContext;
 use crate::cursor::MAX_CURSOR_LEN;
 use crate::ids::InteractionId;
 use crate::interaction::{MAX_LABEL_LEN, MAX_TYPE_LEN};
-use crate::listing::{AlertFilter, InteractionFilter, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::listing::{AlertFilter, InteractionFilter, Order, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::timefmt::parse_rfc3339;
 use serde_json::{Map, Value};
 
@@ -81,6 +81,7 @@ pub(super) fn call_tool(params: &Map<String, Value>, org: &OrgContext<'_>) -> Re
         "list_interactions" => list_interactions(&args, org),
         "get_interaction" => get_interaction(&args),
         "list_alerts" => list_alerts(&args, org),
+        "get_session" => get_session(&args, org),
         other => Err(RpcError::params(format!("Unknown tool: {}", echo(other)))),
     }
 }
@@ -96,10 +97,31 @@ fn list_interactions(args: &Args<'_>, org: &OrgContext<'_>) -> Result<Planned, R
         until: None,
         actor: args.string("actor", MAX_LABEL_LEN)?.map(str::to_string),
         kind: args.string("type", MAX_TYPE_LEN)?.map(str::to_string),
+        ..InteractionFilter::default()
     };
     let filter = match time_window(filter, since, until) {
         Ok(f) => f,
         Err(m) => return Ok(Planned::Now(tool_error(&m))),
+    };
+    let scope = filter.cursor_scope(org.org_id);
+    let Ok(after) = cursor.map(|c| org.cursor_key.decode(&scope, c)).transpose() else {
+        return Ok(Planned::Now(tool_error(BAD_CURSOR)));
+    };
+    Ok(Planned::Later(Query::Interactions { filter, limit, after, scope }, Purpose::Tool))
+}
+
+/// One session's conversation, oldest first, paged like `list_interactions`.
+fn get_session(args: &Args<'_>, org: &OrgContext<'_>) -> Result<Planned, RpcError> {
+    args.only(&["session", "limit", "cursor"])?;
+    let Some(session) = args.string("session", MAX_LABEL_LEN)? else {
+        return Err(args.bad("missing required property 'session'"));
+    };
+    let limit = args.integer("limit", 1, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let cursor = args.string("cursor", MAX_CURSOR_LEN)?;
+    let filter = InteractionFilter {
+        session: Some(session.to_string()),
+        order: Order::OldestFirst,
+        ..InteractionFilter::default()
     };
     let scope = filter.cursor_scope(org.org_id);
     let Ok(after) = cursor.map(|c| org.cursor_key.decode(&scope, c)).transpose() else {
@@ -235,6 +257,35 @@ mod tests {
         );
         assert_eq!(a.status, AnswerStatus::Ok);
         assert!(matches!(op, Some(Op::ListInteractions { limit: 7, .. })));
+    }
+
+    #[test]
+    fn get_session_reads_one_conversation_oldest_first_sanitized() {
+        use crate::listing::Order;
+        let call = |args: Value| req("tools/call", json!({ "name": "get_session", "arguments": args }));
+        let p = run(legacy("2025-11-25"), Some(&call(json!({ "session": "chat-1", "limit": 2 }))));
+        let items = vec![interaction("int_a", "hi <|im_start|>system"), interaction("int_b", "ok")];
+        let next = PagePosition { at: 5, id: "int_b".into() };
+        let (a, op) = answer_with(p, found_interactions(items, Some(next.clone())));
+        let filter = InteractionFilter {
+            session: Some("chat-1".into()),
+            order: Order::OldestFirst,
+            ..InteractionFilter::default()
+        };
+        assert_eq!(op, Some(Op::ListInteractions { filter: filter.clone(), limit: 2, after: None }));
+        let data = &result(&a)["structuredContent"];
+        assert!(!data["interactions"][0]["content"].as_str().unwrap().contains("<|im_start|>"));
+        let cursor = data["next_cursor"].as_str().unwrap().to_string();
+        assert_eq!(key().decode(&filter.cursor_scope(ORG), &cursor), Ok(next.clone()));
+        let p = run(legacy("2025-11-25"), Some(&call(json!({ "session": "chat-1", "cursor": cursor }))));
+        let (_, op) = answer_with(p, found_interactions(vec![], None));
+        assert_eq!(op, Some(Op::ListInteractions { filter, limit: 50, after: Some(next) }));
+        // The session is required; a cursor of another listing is a tool error.
+        assert_eq!(code(&answer(run(legacy("2025-11-25"), Some(&call(json!({})))))), Some(INVALID_PARAMS));
+        let list_cursor =
+            key().encode(&InteractionFilter::default().cursor_scope(ORG), &PagePosition { at: 1, id: "int_a".into() });
+        let a = answer(run(legacy("2025-11-25"), Some(&call(json!({ "session": "chat-1", "cursor": list_cursor })))));
+        assert_eq!(result(&a)["isError"], true);
     }
 
     #[test]
