@@ -3,9 +3,12 @@ exports of 10,000 and 30,000 interactions (about 1 KB each), beside a read of
 the same rows through the paged listing, to show that an export streams
 (its memory does not grow with its size) instead of holding its body.
 
-Usage: python bench/export_memory.py URL KEY SERVER_PGID
+Usage: python bench/export_memory.py URL KEY SERVER_PGID SERVER_LOG
 (KEY with the ingest and read scopes; SERVER_PGID the process group of
-`wrangler dev`, whose `workerd` process runs the Worker and its actors.)
+`wrangler dev`, whose `workerd` process runs the Worker and its actors;
+SERVER_LOG its output, where each export logs the size of the isolate's wasm
+linear memory when it ended: that memory only grows, so it shows whether the
+Rust side ever held more than a page.)
 Prints one JSON object per read.
 """
 
@@ -87,6 +90,19 @@ def read_listing(url: str, key: str, rows: int) -> int:
             return body
 
 
+def wasm_memory(log: str) -> int | None:
+    """The wasm memory size the last finished export logged (bytes)."""
+    found = None
+    with open(log, errors="replace") as f:
+        for line in f:
+            if '"event":"export"' in line:
+                try:
+                    found = json.loads(line[line.index("{"):])["wasm_memory_bytes"]
+                except (ValueError, KeyError):
+                    pass
+    return found
+
+
 def measure(what: str, read, url: str, key: str, pids: list[int], rows: int) -> dict:
     time.sleep(2)
     before = {f: rss_kib(pids, f) for f in ("RssAnon", "VmRSS")}
@@ -112,7 +128,7 @@ def measure(what: str, read, url: str, key: str, pids: list[int], rows: int) -> 
 
 
 def main() -> None:
-    url, key, pgid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, key, pgid, log = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     pids = workerd_pids(pgid)
     assert pids, "no workerd process in that group"
     stored = 0
@@ -122,7 +138,12 @@ def main() -> None:
         # The export, then the same rows through the paged listing (the
         # reference: the same D1 reads, one page per response), then the export again.
         for what, read in (("export", read_export), ("listing", read_listing), ("export", read_export)):
-            print(json.dumps(measure(what, read, url, key, pids, rows)), flush=True)
+            figures = measure(what, read, url, key, pids, rows)
+            if what == "export":
+                time.sleep(1)  # the log line reaches the file
+                mem = wasm_memory(log)
+                figures["wasm_memory_mib"] = None if mem is None else round(mem / 2**20, 2)
+            print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,4 +14,4 @@ start_local "$STATE" "$(free_port)" --var L2_LIMIT:1000000
 url="http://127.0.0.1:$(grep -oE 'Ready on http://127.0.0.1:[0-9]+' "$SERVER_LOG" | grep -oE '[0-9]+$')"
 org=$(INTERLOG_PEPPER="$PEPPER" target/debug/interlog-admin create-org --name "Export memory" --persist-to "$PERSIST")
 key=$(node -e "process.stdout.write(JSON.parse(process.argv[1]).key)" "$org")
-.venv/bin/python bench/export_memory.py "$url" "$key" "$SERVER_PID"
+.venv/bin/python bench/export_memory.py "$url" "$key" "$SERVER_PID" "$SERVER_LOG"

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ROOT, Org, call, new_org, post_json, scoped_key, resolve_ref
+from conftest import ROOT, Org, call, new_org, post_json, scoped_key, resolve_ref, wait_until
 
 SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
@@ -105,8 +105,40 @@ def intruder() -> Org:
     return new_org("Authz intruder")
 
 
-def own_resource(victim: Victim, param: str) -> str:
+def dead_key_alert(victim: Victim) -> str:
+    """A fresh open alert of org A: a key revoked, then used."""
+    r = post_json("/v1/keys", victim.org.key, {"name": "authz alert", "scopes": ["read"]})
+    assert r.status_code == 201, r.text
+    prefix, key = r.json()["prefix"], r.json()["key"]
+    assert post_json(f"/v1/keys/{prefix}/revoke", victim.org.key, {}).status_code == 200
+    assert call("GET", "/v1/org", key=key)[0].status_code == 401
+
+    def found():
+        r = call("GET", "/v1/alerts?kind=dead_key_used&state=open", key=victim.org.key)[0]
+        return [a["id"] for a in r.json()["alerts"] if a.get("prefix") == prefix]
+
+    return wait_until(found, 10, "the dead_key_used alert")[0]
+
+
+def own_resource(victim: Victim, param: str, path: str) -> str:
     """A fresh resource of org A for a path parameter (each operation gets its own)."""
+    if param == "session":
+        session = f"authz-session-{uuid.uuid4().hex[:8]}"
+        r = post_json("/v1/interactions", victim.org.key, {"type": "authz.target", "actor": victim.marker,
+                                                           "session": session})
+        assert r.status_code == 201, r.text
+        return session
+    if param == "id" and path.startswith("/v1/erasures/"):
+        r = post_json("/v1/erasures", victim.org.key, {"actor": f"authz-erase-{uuid.uuid4().hex[:8]}"})
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+    if param == "id" and path.startswith("/v1/webhooks/"):
+        r = post_json("/v1/webhooks", victim.org.key, {"url": "https://hooks.example.com/authz",
+                                                       "events": ["alert.opened"]})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+    if param == "id" and path.startswith("/v1/alerts/"):
+        return dead_key_alert(victim)
     if param == "id":
         r = post_json("/v1/interactions", victim.org.key, {"type": "authz.target", "actor": victim.marker})
         assert r.status_code == 201, r.text
@@ -129,7 +161,7 @@ def send(method: str, path: str, key: str, body):
 def test_every_operation_states_its_scope():
     assert OPERATIONS
     for op_id, method, path, op in OPERATIONS:
-        assert op.get("x-required-scope") in (*SCOPES, "none"), f"{op_id} ({method} {path})"
+        assert op.get("x-required-scope") in (*SCOPES, "none", "operator"), f"{op_id} ({method} {path})"
     ids = [o[0] for o in OPERATIONS]
     assert len(ids) == len(set(ids)), "operationIds must be unique"
 
@@ -141,8 +173,15 @@ def test_authz_matrix(op_id, method, path, op, victim, intruder):
     params = re.findall(r"\{(\w+)\}", path)
     concrete = path
     for p in params:
-        concrete = concrete.replace(f"{{{p}}}", own_resource(victim, p))
+        concrete = concrete.replace(f"{{{p}}}", own_resource(victim, p, path))
     before = victim.snapshot()
+
+    if scope == "operator":
+        # Signed by the operator, not a key: any key, even an admin's, is refused
+        # (the signature's own checks: tests/test_operator_cli.py).
+        r = send(method, concrete, victim.org.key, body)
+        assert r.status_code == 401, f"{op_id} with an admin key: {r.status_code} {r.text}"
+        return
 
     if scope == "none":
         # Needs no scope: any key, even a foreign one, gets the same public answer.

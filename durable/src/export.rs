@@ -74,6 +74,7 @@ impl Reader {
                     None => {
                         out.extend_from_slice(complete_line(self.count, self.last_id.as_deref()).as_bytes());
                         self.ended = true;
+                        self.log_end();
                     }
                 }
                 Some((Ok(out), self))
@@ -81,6 +82,20 @@ impl Reader {
             Ok(_) => Some(self.fail(out, &ApiError::internal("export read an unexpected outcome"))),
             Err(e) => Some(self.fail(out, &e)),
         }
+    }
+
+    /// The export's one log line: how many rows, and the size of the
+    /// isolate's wasm memory when it ended (linear memory only grows, so an
+    /// export that held its body would show here).
+    fn log_end(&self) {
+        let line = serde_json::json!({
+            "event": "export",
+            "level": "info",
+            "org_id": self.org.as_str(),
+            "rows": self.count,
+            "wasm_memory_bytes": wasm_memory_bytes(),
+        });
+        worker::console_log!("{line}");
     }
 
     fn fail(mut self, mut out: Vec<u8>, error: &ApiError) -> (Result<Vec<u8>, worker::Error>, Self) {
@@ -107,4 +122,16 @@ pub fn respond(
     headers.set(REPLY_HEADER, &answer.to_header_json())?;
     headers.set("content-type", NDJSON)?;
     Ok(Response::from_stream(body)?.with_headers(headers))
+}
+
+/// The size of this instance's linear memory (0 off wasm).
+fn wasm_memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
