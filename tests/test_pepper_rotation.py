@@ -53,6 +53,8 @@ def config_for(d: Deployment):
         text, n = block.subn(rf'\1"{secret}"', text, count=1)
         assert n == 1, binding
     text = text.replace('main = "build/index.js"', 'main = "index.js"').replace('migrations_dir = "migrations"', 'migrations_dir = "../migrations"')
+    # Paths in a config are relative to it: it is written into build/.
+    text = text.replace('directory = "console/dist"', 'directory = "../console/dist"')
     text = re.sub(r"\[build\]\n(?:[^\[\n][^\n]*\n)*", "", text)
     cfg = ROOT / "build" / f"wrangler.pepper-{d.pepper}-{d.previous}-{d.version}-{d.previous_version}.toml"
     cfg.write_text(text)

@@ -135,6 +135,8 @@ def server_without_l1():
     config = re.split(r"^\[\[?env\.", config, maxsplit=1, flags=re.M)[0]  # the local config only
     config = re.sub(r"\[\[ratelimits\]\]\n(?:[^\[\n][^\n]*\n)*", "", config)
     config = config.replace('main = "build/index.js"', 'main = "index.js"')
+    # Paths in a config are relative to it: it is written into build/.
+    config = config.replace('directory = "console/dist"', 'directory = "../console/dist"')
     config = re.sub(r"\[build\]\n(?:[^\[\n][^\n]*\n)*", "", config)
     assert "L1_LIMITER" not in config
     cfg = ROOT / "build" / "wrangler.no-l1.toml"

@@ -136,9 +136,9 @@ def seed(org_id: str | None, tag: str, now: int) -> tuple[str, set, set]:
 
         c = now - 90 * DAY
         rows = [  # (id, state, prefix, first_seen, last_seen)
-            (f"{tag}_alr_out_closed", "closed", "AAAAAAA1", c - 10 * DAY, c - MINUTE),
+            (f"{tag}_alr_out_closed", "resolved", "AAAAAAA1", c - 10 * DAY, c - MINUTE),
             (f"{tag}_alr_out_open", "open", "AAAAAAA2", c - 10 * DAY, c - MINUTE),
-            (f"{tag}_alr_in", "closed", "AAAAAAA3", c - 10 * DAY, c + 10 * MINUTE),
+            (f"{tag}_alr_in", "resolved", "AAAAAAA3", c - 10 * DAY, c + 10 * MINUTE),
             # Open and still being seen: stays however old its first sighting.
             (f"{tag}_alr_in_open", "open", "AAAAAAA4", now - 400 * DAY, now - MINUTE),
         ]
