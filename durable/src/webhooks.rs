@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_log, AbortController, D1Database, Delay, Fetch, Headers, Method, Request, RequestInit,
-    RequestRedirect,
+    console_error, console_log, AbortController, D1Database, D1PreparedStatement, Delay, Fetch, Headers, Method,
+    Request, RequestInit, RequestRedirect,
 };
 
 type Answer = Result<Outcome, Refusal>;
@@ -388,47 +388,11 @@ async fn record(a: &AlarmCtx<'_>, d: &Due, got: Attempt) -> Res<()> {
         (false, Some(_)) => ("pending", "retrying"),
         (false, None) => ("failed", "failed"),
     };
-    let update =
-        a.db.prepare(
-            "UPDATE webhook_outbox SET state = ?3, attempts = ?4, next_attempt_at = ?5 \
-             WHERE webhook_id = ?1 AND message_id = ?2",
-        )
-        .bind(&[
-            d.webhook_id.as_str().into(),
-            d.message_id.as_str().into(),
-            state.into(),
-            JsValue::from_f64(f64::from(n)),
-            ms(retry_at.unwrap_or(a.now)),
-        ])
-        .map_err(|e| storage_error("outbox update bind", e))?;
-    let error = got.error.as_deref().map(|e| e.chars().take(RESPONSE_EXCERPT_CHARS + 32).collect::<String>());
-    let log =
-        a.db.prepare(
-            "INSERT INTO webhook_deliveries (webhook_id, org_id, message_id, event, attempt, status, duration_ms, \
-             outcome, error, at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
-             WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1)",
-        )
-        .bind(&[
-            d.webhook_id.as_str().into(),
-            a.org.as_str().into(),
-            d.message_id.as_str().into(),
-            d.event.as_str().into(),
-            JsValue::from_f64(f64::from(n)),
-            got.status.map_or(JsValue::NULL, |s| JsValue::from_f64(f64::from(s))),
-            ms(got.duration_ms),
-            outcome.into(),
-            error.as_deref().map_or(JsValue::NULL, JsValue::from_str),
-            ms(a.now),
-        ])
-        .map_err(|e| storage_error("delivery log bind", e))?;
-    let trim =
-        a.db.prepare(
-            "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 AND id <= \
-             (SELECT id FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        )
-        .bind(&[d.webhook_id.as_str().into(), JsValue::from_f64(f64::from(DELIVERY_LOG_PER_WEBHOOK))])
-        .map_err(|e| storage_error("delivery log trim bind", e))?;
-    let mut batch = vec![update, log, trim];
+    let mut batch = vec![
+        outbox_update(a, d, state, n, retry_at.unwrap_or(a.now))?,
+        delivery_log(a, d, n, &got, outcome)?,
+        delivery_log_trim(a, d)?,
+    ];
     let new_state = match (delivered, retry_at) {
         (true, _) if d.state == "failing" => Some("active"),
         (false, None) => Some("failing"),
@@ -446,6 +410,55 @@ async fn record(a: &AlarmCtx<'_>, d: &Due, got: Attempt) -> Res<()> {
         give_up(a, d, n).await;
     }
     Ok(())
+}
+
+/// The outbox row after attempt `n`: its state and when it is due next.
+fn outbox_update(a: &AlarmCtx<'_>, d: &Due, state: &str, n: u32, next_at: i64) -> Res<D1PreparedStatement> {
+    a.db.prepare(
+        "UPDATE webhook_outbox SET state = ?3, attempts = ?4, next_attempt_at = ?5 \
+         WHERE webhook_id = ?1 AND message_id = ?2",
+    )
+    .bind(&[
+        d.webhook_id.as_str().into(),
+        d.message_id.as_str().into(),
+        state.into(),
+        JsValue::from_f64(f64::from(n)),
+        ms(next_at),
+    ])
+    .map_err(|e| storage_error("outbox update bind", e))
+}
+
+/// The delivery log's row of attempt `n` (none once the endpoint is deleted).
+fn delivery_log(a: &AlarmCtx<'_>, d: &Due, n: u32, got: &Attempt, outcome: &str) -> Res<D1PreparedStatement> {
+    let error = got.error.as_deref().map(|e| e.chars().take(RESPONSE_EXCERPT_CHARS + 32).collect::<String>());
+    a.db.prepare(
+        "INSERT INTO webhook_deliveries (webhook_id, org_id, message_id, event, attempt, status, duration_ms, \
+         outcome, error, at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+         WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1)",
+    )
+    .bind(&[
+        d.webhook_id.as_str().into(),
+        a.org.as_str().into(),
+        d.message_id.as_str().into(),
+        d.event.as_str().into(),
+        JsValue::from_f64(f64::from(n)),
+        got.status.map_or(JsValue::NULL, |s| JsValue::from_f64(f64::from(s))),
+        ms(got.duration_ms),
+        outcome.into(),
+        error.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+        ms(a.now),
+    ])
+    .map_err(|e| storage_error("delivery log bind", e))
+}
+
+/// Keeps the endpoint's newest `DELIVERY_LOG_PER_WEBHOOK` log rows.
+fn delivery_log_trim(a: &AlarmCtx<'_>, d: &Due) -> Res<D1PreparedStatement> {
+    a.db.prepare(
+        "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 AND id <= \
+         (SELECT id FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )
+    .bind(&[d.webhook_id.as_str().into(), JsValue::from_f64(f64::from(DELIVERY_LOG_PER_WEBHOOK))])
+    .map_err(|e| storage_error("delivery log trim bind", e))
 }
 
 /// A delivery given up: the `webhook_failing` alert (its own deliveries go
