@@ -610,23 +610,19 @@ def test_origin_validated():
 
 @pytest.mark.claim("owasp.api4", "threat.large-bodies")
 def test_oversized_body_413(mcp_a):
-    def chunks(data: bytes, n: int = 64 * 1024):
-        for i in range(0, len(data), n):
-            yield data[i:i + n]
-    # A small body without Content-Length is read and served. Sent first:
-    # right after an upload the Worker cut short with its 413, wrangler dev's
-    # own proxy answers the next request with "Your worker restarted
-    # mid-request" (a 503 of the local dev server, never of the Worker).
-    small = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
-    r, _ = call("POST", "/mcp", key=mcp_a.read, headers=JSON_HEADERS, data=chunks(small))
-    assert r.status_code == 200 and r.json()["result"] == {}
-
     big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * BODY_CAP}}).encode()
     r = rpc(mcp_a.read, None, raw=big)
     assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+    def chunks(data: bytes, n: int = 64 * 1024):
+        for i in range(0, len(data), n):
+            yield data[i:i + n]
     r, _ = call("POST", "/mcp", key=mcp_a.read, headers=JSON_HEADERS, data=chunks(big))
     assert "content-length" not in {k.lower() for k in r.request.headers}
     assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    small = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+    r, _ = call("POST", "/mcp", key=mcp_a.read, headers=JSON_HEADERS, data=chunks(small))
+    assert r.status_code == 200 and r.json()["result"] == {}
 
 
 def test_transport_http_rules(mcp_a):
