@@ -1,11 +1,26 @@
 //! Request bodies: media type (415) and size caps (413). `Content-Length` is
 //! checked before anything is read; without it the stream is counted while
-//! reading and reading stops at the cap, so nothing past it is buffered.
+//! reading and buffering stops at the cap: the rest is read and discarded (at
+//! most `DRAIN_LIMIT` bytes, then the stream is cancelled) before the 413.
 
 use futures::StreamExt;
 use interlog_core::ApiError;
 use serde_json::Value;
-use worker::Request;
+use worker::{ByteStream, Request};
+
+/// Bytes past the cap read and discarded, never kept, before a 413 is answered.
+///
+/// Only `wrangler dev` needs this: its proxy relays the client's body to the
+/// Worker, and once the Worker has answered a body it started reading but did
+/// not finish, the relay fails ("Can't read from request stream after response
+/// has been sent") and the proxy's next request to the Worker fails with its
+/// own 503 "Your worker restarted mid-request" (workers-sdk
+/// packages/wrangler/templates/startDevWorker/ProxyWorker.ts, the `.catch` of
+/// the `fetch(userWorkerUrl, …)`). Wrangler's dev-only body-draining middleware
+/// (templates/middleware/middleware-ensure-req-body-drained.ts) skips a body
+/// already read from. On the Cloudflare edge an early answer is fine; draining
+/// there costs at most this many bytes of upload, counted and dropped.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// Checks `Content-Type` and `Content-Length` without touching the body.
 pub fn precheck(req: &Request, limit: u64) -> Result<(), ApiError> {
@@ -32,11 +47,25 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiEr
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::validation("request body could not be read"))?;
         if (buf.len() + chunk.len()) as u64 > limit {
+            drain(&mut stream, DRAIN_LIMIT).await;
             return Err(ApiError::PayloadTooLarge { limit });
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// Reads and drops the rest of a body until its end, an error, or more than
+/// `bound` bytes (one chunk past it at most); the caller's drop of the stream
+/// then cancels whatever is left.
+async fn drain(stream: &mut ByteStream, bound: u64) {
+    let mut seen = 0u64;
+    while seen <= bound {
+        match stream.next().await {
+            Some(Ok(chunk)) => seen += chunk.len() as u64,
+            _ => return,
+        }
+    }
 }
 
 /// Parses a JSON body, with a 400 that says where it broke.

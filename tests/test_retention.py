@@ -2,9 +2,14 @@
 
 Rows of every table are seeded straight into the local D1 at ages just inside
 and just outside their period; the alarms (every 2 s here, 300 ms while work
-remains: see the `--var RETENTION_*` arguments in scripts/test.sh) must delete
-exactly the expired ones — in each armed org, for org-less audit rows — and
-touch nothing else. An org's alarm is armed by its first request.
+remains: SERVER_VARS) must delete exactly the expired ones — in each armed
+org, for org-less audit rows — and touch nothing else. An org's alarm is
+armed by its first request.
+
+These tests run on a server of their own with those short intervals (started
+on first use, stopped at the end of the module): the suite's shared server
+keeps the default interval, so the thousand orgs the other tests create do
+not each run retention every 2 s.
 """
 
 import calendar
@@ -23,10 +28,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ADMIN, PERSIST, ROOT, WRANGLER, call, d1, new_org, random_ip, sql_str, wait_until
+from conftest import ADMIN, ROOT, WRANGLER, Org, random_ip, sql_str, wait_until
 
-# The settings scripts/test.sh gives the test server (the restart test's own
-# server gets the same).
+# The settings of this module's servers (the shared one and the restart test's).
 SERVER_VARS = {
     "RETENTION_INTERVAL_MS": "2000",
     "RETENTION_BUSY_INTERVAL_MS": "300",
@@ -38,8 +42,6 @@ MINUTE = 60_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Where scripts/test.sh lets wrangler write its log (STATE/persist, STATE/wrangler.log).
-SERVER_LOG = Path(PERSIST).parent / "wrangler.log"
 
 
 def retrying(query):
@@ -58,7 +60,39 @@ def retrying(query):
     return run
 
 
-db = retrying(d1)
+_shared = None
+
+
+def shared() -> "LocalServer":
+    """This module's server with SERVER_VARS, started on first use."""
+    global _shared
+    if _shared is None:
+        _shared = LocalServer()
+        _shared.start()
+    return _shared
+
+
+def stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        if os.environ.get("KEEP_STATE") != "1":
+            shutil.rmtree(_shared.state, ignore_errors=True)
+        _shared = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_server():
+    yield
+    stop_shared()
+
+
+def db(sql: str) -> list:
+    return shared().d1(sql)
+
+
+def new_org(name: str) -> Org:
+    return Org(*shared().new_org(name))
 
 
 def now_ms() -> int:
@@ -93,11 +127,8 @@ def test_retention_mirror_of_month_rule():
 
 def get_org(key: str, base: str | None = None) -> dict:
     """GET /v1/org (arms the org's alarm on the actor's first request)."""
-    if base is None:
-        r, _ = call("GET", "/v1/org", key=key)
-    else:
-        r = requests.get(base + "/v1/org", headers={"Authorization": f"Bearer {key}",
-                                                   "CF-Connecting-IP": random_ip()}, timeout=30)
+    r = requests.get((base or shared().url) + "/v1/org", headers={"Authorization": f"Bearer {key}",
+                                                               "CF-Connecting-IP": random_ip()}, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -326,7 +357,8 @@ def test_retention_alarm_volume_20000_in_bounded_runs():
                  f"FROM interactions WHERE org_id = {o}")
     assert db(count_sql) == [{"expired": total, "kept": 5}]
     seeded = iso(now_ms())
-    log_offset = SERVER_LOG.stat().st_size if SERVER_LOG.exists() else 0
+    server_log = shared().log_path
+    log_offset = server_log.stat().st_size if server_log.exists() else 0
     get_org(org.key)  # the first request arms the alarm
 
     # Watch the summaries while the alarm works through them.
@@ -344,9 +376,9 @@ def test_retention_alarm_volume_20000_in_bounded_runs():
     for s in seen.values():
         assert sum(s["deleted"].values()) <= MAX_ROWS_PER_RUN, s
 
-    runs = [r for r in runs_in_log(SERVER_LOG, org.id, log_offset) if r["at"] > iso(now)]
+    runs = [r for r in runs_in_log(server_log, org.id, log_offset) if r["at"] > iso(now)]
     # Every run is logged: without the lines the bound per run is unproven.
-    assert runs, f"no retention lines for {org.id} in {SERVER_LOG}"
+    assert runs, f"no retention lines for {org.id} in {server_log}"
     busy = [r for r in runs if r["deleted"]["interactions"] > 0]
     # Every run within its bound; together exactly the 20,000; the alarm re-armed several times.
     assert all(sum(r["deleted"].values()) <= MAX_ROWS_PER_RUN for r in runs), runs
@@ -432,6 +464,7 @@ class LocalServer:
 
 @pytest.fixture
 def own_server():
+    stop_shared()  # one server of this module at a time
     server = LocalServer()
     try:
         yield server

@@ -10,6 +10,7 @@ use interlog_core::org::{OrgUsage, OrgView};
 use interlog_core::protocol::CallMeta;
 use interlog_core::{ApiError, OrgId};
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use worker::{D1Database, State};
 
 /// The actor's in-memory state: its access gate (keys, origins, L2 windows,
@@ -22,6 +23,8 @@ pub struct Memory {
     pub settings: RefCell<Option<OrgView>>,
     /// The last retention run's summary (`None`: not read from storage yet).
     pub last_retention: RefCell<Option<Option<serde_json::Value>>>,
+    /// Alarm duties marked due since their last run started (`crate::due`).
+    pub marked: RefCell<BTreeSet<&'static str>>,
 }
 
 /// One call's context. The gate is borrowed only inside [`Ctx::gate`], never

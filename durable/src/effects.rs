@@ -39,7 +39,7 @@ pub async fn perform(ctx: &Ctx<'_>, effects: Vec<Effect>) -> Result<(), ApiError
 /// run soon to send them); a failure is logged.
 pub async fn alert(ctx: &Ctx<'_>, write: &AlertWrite) {
     match records::write_alert(&ctx.db, ctx.org(), write).await {
-        Ok(queued) => crate::webhooks::wake(ctx.state, queued, ctx.now).await,
+        Ok(queued) => crate::webhooks::wake(ctx, queued).await,
         Err(e) => console_error!("alert write failed ({}): {e}", write.kind.as_str()),
     }
 }

@@ -13,6 +13,7 @@
 use crate::alarm::AlarmCtx;
 use crate::audit::{self, Asker};
 use crate::ctx::Ctx;
+use crate::due;
 use crate::platform::{all, first, ms, random_bytes, storage_error};
 use interlog_core::access::Authorized;
 use interlog_core::audit::{AuditAction, AuditEvent};
@@ -94,8 +95,9 @@ pub async fn start(ctx: &Ctx<'_>, by: &Authorized, actor: &str) -> Result<Outcom
 /// Makes the alarm fire within the erasure interval (sets it earlier if it is
 /// set later). A failure is logged: the next alarm run still finds the job.
 async fn arm_soon(ctx: &Ctx<'_>) {
-    let storage = ctx.state.storage();
     let soon = ctx.now + ctx.cfg.erasure.interval_ms;
+    due::mark(ctx.state, ctx.memory(), due::ERASURES, soon).await;
+    let storage = ctx.state.storage();
     let armed = match storage.get_alarm().await {
         Ok(Some(at)) if at <= soon => Ok(()),
         _ => storage.set_alarm(ctx.cfg.erasure.interval_ms).await,
@@ -170,17 +172,23 @@ async fn chunk(db: &D1Database, org: &OrgId, job: &Running, limit: u32, now: i64
     Ok(Chunk { deleted, finished })
 }
 
-/// The alarm's erasure step: runs the org's running jobs within one run's
-/// budget. Returns when the alarm must run again (`None`: no job running).
+/// The alarm's erasure step when it is due (else it reads nothing): runs the
+/// org's running jobs within one run's budget. Returns when the alarm must
+/// run again (`None`: no job running).
 /// A failure is logged and retried soon; it never stops the rest of the alarm.
 pub async fn step(a: &AlarmCtx<'_>) -> Option<i64> {
-    match run_due(a).await {
+    if let Some(at) = due::claim(a.state, a.memory, due::ERASURES, a.now).await {
+        return (at < due::NEVER).then_some(at);
+    }
+    let next = match run_due(a).await {
         Ok(more) => more.then_some(a.now + a.cfg.erasure.interval_ms),
         Err(e) => {
             console_error!("erasure step failed: {e}");
             Some(a.now + RETRY_DELAY_MS.max(a.cfg.erasure.interval_ms))
         }
-    }
+    };
+    let next = due::finish(a.state, a.memory, due::ERASURES, next.unwrap_or(due::NEVER), a.now).await;
+    (next < due::NEVER).then_some(next)
 }
 
 /// Deletes chunks of running jobs, oldest job first; true while some job

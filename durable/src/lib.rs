@@ -8,6 +8,7 @@ pub mod alarm;
 pub mod audit;
 pub mod ctx;
 pub mod dispatch;
+pub mod due;
 pub mod effects;
 pub mod erasure;
 pub mod export;

@@ -8,6 +8,7 @@
 
 use crate::alarm::AlarmCtx;
 use crate::ctx::Ctx;
+use crate::due;
 use crate::platform::{all, first, ms, random_bytes, run, storage_error};
 use crate::records;
 use futures::future::{join_all, select, Either};
@@ -211,13 +212,17 @@ pub async fn deliveries(ctx: &Ctx<'_>, id: &str, limit: u32, after: Option<&Page
     Ok(Outcome::Deliveries(Page { items, next }))
 }
 
-/// The alarm's step: resolve quiet alerts, send due deliveries, tidy the
-/// outbox; returns when the step is due next (`i64::MAX`: nothing waits).
-/// Failures are logged and retried soon; they never fail the alarm.
+/// The alarm's step when it is due (else it reads nothing): resolve quiet
+/// alerts, send due deliveries, tidy the outbox; returns when the step is
+/// due next (`due::NEVER` or later: nothing waits). Failures are logged and
+/// retried soon; they never fail the alarm.
 pub async fn step(a: &AlarmCtx<'_>) -> i64 {
+    if let Some(at) = due::claim(a.state, a.memory, due::WEBHOOKS, a.now).await {
+        return at;
+    }
     let quiet = auto_resolve(a).await;
     let sent = send_due(a).await;
-    match (quiet, sent) {
+    let next = match (quiet, sent) {
         (Ok(q), Ok(s)) => q.min(s),
         (q, s) => {
             for e in [q.err(), s.err()].into_iter().flatten() {
@@ -225,7 +230,8 @@ pub async fn step(a: &AlarmCtx<'_>) -> i64 {
             }
             a.now + STEP_RETRY_MS
         }
-    }
+    };
+    due::finish(a.state, a.memory, due::WEBHOOKS, next, a.now).await
 }
 
 /// Resolves the burst alerts quiet for the configured time; returns when the
@@ -487,10 +493,12 @@ async fn tidy(db: &D1Database, org: &OrgId, now: i64) -> Res<usize> {
     .await
 }
 
-/// Makes the alarm run soon when deliveries were queued.
-pub async fn wake(state: &worker::State, queued: usize, now: i64) {
+/// After an alert changed: the webhook step is due (a burst may resolve
+/// when quiet), and the alarm runs soon when deliveries were queued.
+pub async fn wake(ctx: &Ctx<'_>, queued: usize) {
+    due::mark(ctx.state, ctx.memory(), due::WEBHOOKS, ctx.now).await;
     if queued > 0 {
-        crate::effects::schedule(state, 0, now).await;
+        crate::effects::schedule(ctx.state, 0, ctx.now).await;
     }
 }
 
@@ -508,7 +516,7 @@ pub async fn resolve_alert(ctx: &Ctx<'_>, by: &Authorized, id: &str) -> Answer {
             ctx.gate(|g| g.alerts.forget(kind, &prefix))?;
         }
         audit(ctx, by, AuditAction::AlertResolved, json!({ "alert_id": id, "kind": resolved.alert.kind })).await;
-        wake(ctx.state, resolved.queued, ctx.now).await;
+        wake(ctx, resolved.queued).await;
     }
     Ok(Outcome::Alert { alert: resolved.alert })
 }
@@ -519,7 +527,7 @@ pub async fn key_replaced(ctx: &Ctx<'_>, prefix: &str) {
     match records::resolve_for_key(&ctx.db, ctx.org(), prefix, ctx.now).await {
         Ok((resolved, queued)) => {
             let _ = ctx.gate(|g| resolved.iter().for_each(|(k, p)| g.alerts.forget(*k, p)));
-            wake(ctx.state, queued, ctx.now).await;
+            wake(ctx, queued).await;
         }
         Err(e) => console_error!("key alerts not resolved: {e}"),
     }
