@@ -53,34 +53,12 @@ trap cleanup EXIT
 start_local "$STATE" "$PORT" --var "CORS_PREFLIGHT_ORIGINS:$PREFLIGHT" --var TEST_FAULTS:enabled
 echo "wrangler dev ready on 127.0.0.1:$PORT (state $STATE)"
 
-pytest_local() {
-  INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
-    INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" INTERLOG_PAGE_PORTS="$PAGE_PORTS" \
-    INTERLOG_SERVER_LOG="$SERVER_LOG" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
-}
+step "integration tests"
 set +e
-if [[ $# -gt 0 ]]; then
-  step "integration tests: $*"
-  pytest_local "$@"
-  rc=$?
-else
-  # Schemathesis waits on the 80 ms floor for each of its thousands of cases,
-  # so it runs beside the other modules (one more client of the same server),
-  # and the log scan runs last, over the log of both.
-  step "integration tests (tests/test_schemathesis.py alongside the others)"
-  pytest_local tests/test_schemathesis.py >"$STATE/schemathesis.out" 2>&1 &
-  schemathesis=$!
-  pytest_local tests --ignore=tests/test_schemathesis.py --ignore=tests/test_zz_log_scan.py
-  rc=$?
-  wait "$schemathesis"
-  rc_schemathesis=$?
-  step "integration tests: tests/test_schemathesis.py (ran alongside; its output)"
-  cat "$STATE/schemathesis.out"
-  step "integration tests: tests/test_zz_log_scan.py (over the whole run's log)"
-  pytest_local tests/test_zz_log_scan.py
-  rc_scan=$?
-  for r in "$rc_schemathesis" "$rc_scan"; do [[ $rc -ne 0 ]] || rc=$r; done
-fi
+INTERLOG_URL="http://127.0.0.1:$PORT" INTERLOG_PERSIST="$PERSIST" INTERLOG_PEPPER="$PEPPER" \
+  INTERLOG_ADMIN="$PWD/target/debug/interlog-admin" INTERLOG_PAGE_PORTS="$PAGE_PORTS" \
+  INTERLOG_SERVER_LOG="$SERVER_LOG" .venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
+rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then
   echo "--- last lines of wrangler.log ---"; tail -n 60 "$SERVER_LOG"
