@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Export memory: a fresh local system, 10,000 then 30,000 interactions, the
 # workerd process's resident memory before and during each export (see
-# bench/export_memory.py). Run under the integration lock on shared machines:
-#   flock /tmp/interlog-itest.lock bash bench/export_memory.sh
+# bench/export_memory.py). Run it on a quiet machine:
+#   bash bench/export_memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/local-env.sh

@@ -270,17 +270,22 @@ def truth_org(events, revoked, quota):
     return out
 
 
+def live_requests(events, home, revoked):
+    """(index, time, key, home actor) of each request whose key is not yet
+    revoked at its time (the authority's view: no staleness)."""
+    for i, (t, key) in enumerate(events):
+        r = revoked.get(key)
+        if r is None or t < r:
+            yield i, t, key, home[key]
+
+
 def split_static(events, home, revoked, k, quota):
     """The org quota as a fixed share per actor (no exchange)."""
     share = max(1, quota // k)
     keys = [Limiter(L2_LIMIT) for _ in range(k)]
     org = [Limiter(share) for _ in range(k)]
     out = bytearray(len(events))
-    for i, (t, key) in enumerate(events):
-        a = home[key]
-        r = revoked.get(key)
-        if r is not None and t >= r:
-            continue
+    for i, t, key, a in live_requests(events, home, revoked):
         if keys[a].allows(key, t) and org[a].allows(0, t):
             keys[a].add(key, t)
             org[a].add(0, t)
@@ -342,11 +347,7 @@ def split_lease(events, home, revoked, k, quota, lease, ttl_ms, rtt_ms, window, 
     next_ask = [0] * k
     low = max(1, lease // 4)
     out = bytearray(len(events))
-    for i, (t, key) in enumerate(events):
-        a = home[key]
-        r = revoked.get(key)
-        if r is not None and t >= r:
-            continue
+    for i, t, key, a in live_requests(events, home, revoked):
         if a == 0:
             if keys[0].allows(key, t) and auth.allows_own(t):
                 keys[0].add(key, t)
