@@ -120,3 +120,39 @@ export function confirmDialog(title, text, action) {
     cancel.focus();
   });
 }
+
+/** A secret shown this once (a key's plaintext, a signing secret) with a
+ * copy button; `noun` names it in the warning. */
+export function secretPanel(title, secret, noun = "key") {
+  const code = h("code", { class: "secret", id: "new-secret" }, secret);
+  const note = h("span", { class: "copied", role: "status" });
+  const copy = h(
+    "button",
+    {
+      type: "button",
+      on: {
+        click: async () => {
+          try {
+            await navigator.clipboard.writeText(secret);
+            note.textContent = "Copied.";
+          } catch {
+            const r = document.createRange();
+            r.selectNodeContents(code);
+            const s = window.getSelection();
+            s.removeAllRanges();
+            s.addRange(r);
+            note.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+          }
+        },
+      },
+    },
+    "Copy",
+  );
+  return h(
+    "section",
+    { class: "card secret-panel", role: "region", "aria-labelledby": "secret-title" },
+    h("h2", { id: "secret-title" }, title),
+    h("p", {}, `This is the only time the ${noun} is shown. Store it now; it cannot be shown again.`),
+    h("div", { class: "secret-row" }, code, copy, note),
+  );
+}

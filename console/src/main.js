@@ -9,6 +9,8 @@ import { auditPage } from "./pages/audit.js";
 import { alertsPage } from "./pages/alerts.js";
 import { interactionPage, interactionsPage, sessionPage } from "./pages/interactions.js";
 import { settingsPage } from "./pages/settings.js";
+import { deliveriesPage, webhooksPage } from "./pages/webhooks.js";
+import { erasuresPage, forgetErasures } from "./pages/erasures.js";
 
 const STORE = "interlog.console.key";
 
@@ -19,6 +21,8 @@ const PAGES = [
   { path: "audit", title: "Audit log", needs: "admin", render: auditPage },
   { path: "alerts", title: "Alerts", needs: "read", render: alertsPage },
   { path: "interactions", title: "Interactions", needs: "read", render: interactionsPage },
+  { path: "erasures", title: "Erasures", needs: "admin", render: erasuresPage },
+  { path: "webhooks", title: "Webhooks", needs: "admin", render: webhooksPage },
   { path: "settings", title: "Org settings", needs: "admin", render: settingsPage },
 ];
 
@@ -26,6 +30,7 @@ const PAGES = [
 const DETAILS = [
   { prefix: "interactions/", parent: "interactions", render: interactionPage },
   { prefix: "sessions/", parent: "interactions", render: sessionPage },
+  { prefix: "webhooks/", parent: "webhooks", render: deliveriesPage },
 ];
 
 let session = null; // { key, scopes: { admin, read } }
@@ -52,6 +57,7 @@ function reason(needs) {
 
 function signOut() {
   session = null;
+  forgetErasures();
   sessionStorage.removeItem(STORE);
   if (location.hash) history.replaceState(null, "", location.pathname);
   render();

@@ -132,7 +132,7 @@ def test_read_key_sees_admin_pages_disabled_with_reason(console):
     page = console.sign_in(scoped_key(org, "read"))
     expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     nav = page.get_by_role("navigation", name="Console pages")
-    for title in ("Overview", "Keys", "Audit log", "Org settings"):
+    for title in ("Overview", "Keys", "Audit log", "Erasures", "Webhooks", "Org settings"):
         item = nav.locator(".disabled", has_text=title)
         expect(item).to_have_attribute("aria-disabled", "true")
         expect(item).to_have_attribute("title", re.compile("admin scope"))
@@ -371,6 +371,129 @@ def test_stored_injection_is_rendered_as_text_and_never_runs(console):
     assert dialogs == [] and foreign == []
 
 
+# --- erasures ---------------------------------------------------------------------
+
+def test_erasure_names_the_actor_runs_to_done_and_the_actor_is_gone(console):
+    org = new_org("Console erasure org")
+    actor = "leaving user <7>"
+    ingest(org, [{"type": "chat.turn", "actor": actor, "content": f"bye {i}"} for i in range(3)]
+           + [{"type": "chat.turn", "actor": "staying-user", "content": "still here"}])
+    reader = scoped_key(org, "read")
+    page = console.sign_in(org.key)
+    console.go("#/erasures")
+    expect(page.get_by_text("kept in its memory only")).to_be_visible()
+    expect(page.get_by_text("No erasure started in this tab yet.")).to_be_visible()
+    page.get_by_label("Actor", exact=True).fill(actor)
+    # Cancelling starts nothing.
+    page.get_by_role("button", name="Erase everything of this actor").click()
+    expect(page.get_by_role("dialog")).to_contain_text(f'Erase everything of actor "{actor}"?')
+    console.confirm("Cancel")
+    expect(page.get_by_text("No erasure started in this tab yet.")).to_be_visible()
+    assert api("GET", "/v1/interactions", reader, params={"actor": actor}).json()["interactions"] != []
+    page.get_by_role("button", name="Erase everything of this actor").click()
+    console.confirm("Erase")
+    row = page.locator(".jobs table tbody tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(0)).to_have_text(actor)
+    expect(row.locator("td").nth(1)).to_have_text("done", timeout=30_000)
+    expect(row.locator("td").nth(2)).to_have_text("3")
+    expect(row.locator("td").nth(6)).to_have_text("Finished.")
+    job_id = row.locator("td").nth(5).text_content()
+    job = api("GET", f"/v1/erasures/{job_id}", org.key).json()
+    assert job["state"] == "done" and job["deleted"] == 3 and job["actor"] == actor
+    assert api("GET", "/v1/interactions", reader, params={"actor": actor}).json()["interactions"] == []
+    assert len(api("GET", "/v1/interactions", reader, params={"actor": "staying-user"}).json()["interactions"]) == 1
+    # The job stays listed in this tab across pages, and is forgotten on sign-out.
+    console.go("#/overview")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    console.go("#/erasures")
+    expect(row.locator("td").nth(5)).to_have_text(job_id)
+    # Signing out (no reload) forgets it.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill(org.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    console.go("#/erasures")
+    expect(page.get_by_text("No erasure started in this tab yet.")).to_be_visible()
+
+
+# --- webhooks ---------------------------------------------------------------------
+
+def test_webhook_refused_url_shows_api_message_then_secret_shown_once_rotated_and_deleted(console):
+    org = new_org("Console webhooks org")
+    bad = "http://hooks.example.com/interlog"
+    expected = post_json("/v1/webhooks", org.key, {"url": bad})
+    assert expected.status_code == 400, expected.text
+    message = expected.json()["error"]["details"][0]["message"]
+    private = post_json("/v1/webhooks", org.key, {"url": "https://10.0.0.5/hook"})
+    assert private.status_code == 400, private.text
+    private_message = private.json()["error"]["details"][0]["message"]
+    page = console.sign_in(org.key)
+    console.go("#/webhooks")
+    expect(page.get_by_text("No webhooks yet.")).to_be_visible()
+    url = page.get_by_label("Endpoint URL")
+    inline = page.locator("#webhook-url-errors")
+    url.fill(bad)
+    page.get_by_role("button", name="Add webhook").click()
+    expect(inline).to_have_text(message)
+    expect(url).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("VALIDATION_FAILED")
+    expect(page.get_by_role("alert")).to_contain_text(re.compile(r"Request id: req_[0-9A-Z]{26}"))
+    url.fill("https://10.0.0.5/hook")
+    page.get_by_role("button", name="Add webhook").click()
+    expect(inline).to_have_text(private_message)
+    assert api("GET", "/v1/webhooks", org.key).json()["webhooks"] == []
+    # A public https URL is accepted; the secret is shown this once.
+    good = "https://hooks.example.com/interlog"
+    url.fill(good)
+    page.get_by_label("alert.resolved").uncheck()
+    page.get_by_role("button", name="Add webhook").click()
+    secret = page.locator("#new-secret")
+    expect(secret).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/]{43}=$"))
+    first = secret.text_content()
+    expect(page.get_by_role("region", name=f"Signing secret of {good}")).to_contain_text(
+        "only time the signing secret is shown")
+    [hook] = api("GET", "/v1/webhooks", org.key).json()["webhooks"]
+    assert hook["url"] == good and hook["events"] == ["alert.opened"] and hook["state"] == "active"
+    row = page.locator("tr", has=page.locator("code", has_text=hook["id"]))
+    expect(row).to_contain_text(good)
+    expect(row).to_contain_text("alert.opened")
+    expect(row).to_contain_text("active")
+    console.go("#/overview")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    console.go("#/webhooks")
+    expect(row).to_contain_text(good)
+    assert first not in page.content()
+    # Rotation shows the new secret once; the old one keeps signing for a while.
+    page.get_by_role("button", name=f"Rotate secret of webhook {hook['id']}").click()
+    console.confirm("Rotate")
+    expect(secret).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/]{43}=$"))
+    assert secret.text_content() != first
+    [rotated] = api("GET", "/v1/webhooks", org.key).json()["webhooks"]
+    assert rotated["previous_secret_expires_at"] is not None
+    until = re.sub(r"(\.\d+)?Z$", " UTC", rotated["previous_secret_expires_at"].replace("T", " "))
+    expect(row.locator("td").nth(4)).to_have_text(until)
+    # The (empty) delivery log of the endpoint.
+    page.get_by_role("link", name=f"Deliveries of webhook {hook['id']}").click()
+    expect(page.get_by_role("heading", name="Deliveries", exact=True)).to_be_visible()
+    expect(page.get_by_text("No deliveries yet")).to_be_visible()
+    page.get_by_role("link", name="← Webhooks").click()
+    page.get_by_role("button", name=f"Delete webhook {hook['id']}").click()
+    console.confirm("Delete")
+    expect(page.get_by_text(f"Webhook {hook['id']} deleted.")).to_be_visible()
+    expect(page.get_by_text("No webhooks yet.")).to_be_visible()
+    assert api("GET", "/v1/webhooks", org.key).json()["webhooks"] == []
+
+
+def test_read_key_cannot_open_webhooks_or_erasures(console):
+    org = new_org("Console read-only hooks org")
+    page = console.sign_in(scoped_key(org, "read"))
+    expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
+    for path in ("#/webhooks", "#/erasures", "#/webhooks/whk_01KB2M4XQ7J6Z8W3V5T9R0N1PA"):
+        console.go(path)
+        expect(page.get_by_role("alert")).to_contain_text("Needs a key with the admin scope")
+
+
 # --- org settings -------------------------------------------------------------
 
 def test_bad_origin_shows_the_api_message_inline(console):
@@ -397,7 +520,8 @@ def test_bad_origin_shows_the_api_message_inline(console):
 # --- every page at both sizes -------------------------------------------------------
 
 PAGES = [("overview", "Overview"), ("keys", "Keys"), ("audit", "Audit log"), ("alerts", "Alerts"),
-         ("interactions", "Interactions"), ("settings", "Org settings")]
+         ("interactions", "Interactions"), ("erasures", "Erasures"), ("webhooks", "Webhooks"),
+         ("settings", "Org settings")]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -411,6 +535,8 @@ def test_every_page_renders_without_overflow_and_is_captured(open_console, viewp
         {"type": "page.view", "actor": "customer-17", "session": "support-4711", "content": "/billing"},
     ])
     raise_dead_key_alert(org)
+    hook = post_json("/v1/webhooks", org.key, {"url": "https://hooks.example.com/interlog"})
+    assert hook.status_code == 201, hook.text
     c = open_console(viewport)
     page = c.open()
     expect(page.get_by_label("API key")).to_be_visible()
@@ -429,3 +555,16 @@ def test_every_page_renders_without_overflow_and_is_captured(open_console, viewp
     expect(page.locator("ol.conversation li")).to_have_count(3)
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     c.shot("session")
+    c.go(f"#/webhooks/{hook.json()['id']}")
+    expect(page.get_by_role("heading", name="Deliveries", exact=True)).to_be_visible()
+    expect(page.get_by_text("No deliveries yet")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    c.shot("deliveries")
+    # The erasures page again, with a finished job (replaces the empty view).
+    c.go("#/erasures")
+    page.get_by_label("Actor", exact=True).fill("customer-17")
+    page.get_by_role("button", name="Erase everything of this actor").click()
+    c.confirm("Erase")
+    expect(page.locator(".jobs tbody tr").first).to_contain_text("done", timeout=30_000)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    c.shot("erasures")

@@ -1,40 +1,6 @@
-import { confirmDialog, errorBox, field, fill, h, status, table, when } from "../dom.js";
+import { confirmDialog, errorBox, field, fill, h, secretPanel, status, table, when } from "../dom.js";
 
 const SCOPES = ["ingest", "read", "admin"];
-
-function secretPanel(title, key) {
-  const code = h("code", { class: "secret", id: "new-secret" }, key);
-  const note = h("span", { class: "copied", role: "status" });
-  const copy = h(
-    "button",
-    {
-      type: "button",
-      on: {
-        click: async () => {
-          try {
-            await navigator.clipboard.writeText(key);
-            note.textContent = "Copied.";
-          } catch {
-            const r = document.createRange();
-            r.selectNodeContents(code);
-            const s = window.getSelection();
-            s.removeAllRanges();
-            s.addRange(r);
-            note.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
-          }
-        },
-      },
-    },
-    "Copy",
-  );
-  return h(
-    "section",
-    { class: "card secret-panel", role: "region", "aria-labelledby": "secret-title" },
-    h("h2", { id: "secret-title" }, title),
-    h("p", {}, "This is the only time the key is shown. Store it now; it cannot be shown again."),
-    h("div", { class: "secret-row" }, code, copy, note),
-  );
-}
 
 function createForm(ctx, onCreated) {
   const name = h("input", { type: "text", required: true, maxlength: "128", autocomplete: "off" });

@@ -3,7 +3,8 @@ import { errorBox, field, fill, h, status, table } from "../dom.js";
 
 /**
  * spec: { title, caption, path, itemsField, filters: [{ name, label, input }],
- *         headers, row(item, reload, out), limit, intro }
+ *         headers, row(item, reload, out), limit, intro, empty }
+ * (no filters: no filter form; `empty`: the text when nothing is listed)
  * `notice` (optional) is shown above the list, e.g. after an action reloaded it.
  * Filter values come from and go to the page's hash query, so a filtered
  * view can be linked to.
@@ -53,7 +54,7 @@ export async function pagedList(el, ctx, spec, notice) {
     cursor = data.next_cursor;
     more.hidden = !cursor;
     more.disabled = false;
-    progress.textContent = shown === 0 ? "Nothing matches." : `${shown} shown${cursor ? "; more follow" : " (all)"}.`;
+    progress.textContent = shown === 0 ? spec.empty || "Nothing matches." : `${shown} shown${cursor ? "; more follow" : " (all)"}.`;
   }
 
   await page();
@@ -64,7 +65,7 @@ export async function pagedList(el, ctx, spec, notice) {
       fill(out, errorBox(err));
     }),
   );
-  fill(el, h("h1", {}, spec.title), spec.intro || null, form, out, tableEl, progress, more);
+  fill(el, h("h1", {}, spec.title), spec.intro || null, spec.filters.length ? form : null, out, tableEl, progress, more);
 }
 
 /** A select with the given options ("" first = any). */
