@@ -93,6 +93,24 @@ export function errorBox(err) {
   );
 }
 
+/** Clears the messages shown beside a field by `showFieldErrors`. */
+export function clearFieldErrors(inline, control) {
+  fill(inline);
+  control.removeAttribute("aria-invalid");
+}
+
+/** A refused form: the messages about `control` (`items`) beside it, in
+ * `inline` (a list with an id), and the API's error with the other details
+ * (`rest`) in `out`. */
+export function showFieldErrors(out, inline, control, err, { items, rest }) {
+  if (items.length) {
+    fill(inline, items);
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-errormessage", inline.id);
+  }
+  fill(out, errorBox({ ...err, message: err.message, code: err.code, requestId: err.requestId, details: rest }));
+}
+
 /** Asks for confirmation in a modal dialog; resolves true or false. */
 export function confirmDialog(title, text, action) {
   return new Promise((resolve) => {

@@ -1,4 +1,4 @@
-import { errorBox, field, fill, h, status } from "../dom.js";
+import { clearFieldErrors, field, fill, h, showFieldErrors, status } from "../dom.js";
 
 /** The API's per-entry messages (`allowed_origins[i]`), shown beside the list. */
 function originErrors(err, lines) {
@@ -42,8 +42,7 @@ export async function settingsPage(el, ctx) {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l);
-    fill(inline);
-    origins.removeAttribute("aria-invalid");
+    clearFieldErrors(inline, origins);
     save.disabled = true;
     fill(out, status("Saving…"));
     try {
@@ -51,13 +50,7 @@ export async function settingsPage(el, ctx) {
       origins.value = updated.allowed_origins.join("\n");
       fill(out, h("p", { class: "notice", role: "status" }, "Saved."));
     } catch (err) {
-      const { items, rest } = originErrors(err, lines);
-      if (items.length) {
-        fill(inline, items);
-        origins.setAttribute("aria-invalid", "true");
-        origins.setAttribute("aria-errormessage", "origins-errors");
-      }
-      fill(out, errorBox({ ...err, message: err.message, code: err.code, requestId: err.requestId, details: rest }));
+      showFieldErrors(out, inline, origins, err, originErrors(err, lines));
     } finally {
       save.disabled = false;
     }

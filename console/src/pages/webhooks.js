@@ -1,6 +1,6 @@
 // Webhook endpoints: alert events POSTed to the org's own receivers, signed
 // with a secret that the API shows once (on creation and on rotation).
-import { confirmDialog, errorBox, field, fill, h, secretPanel, status, table, when } from "../dom.js";
+import { clearFieldErrors, confirmDialog, errorBox, field, fill, h, secretPanel, showFieldErrors, status, table, when } from "../dom.js";
 import { pagedList } from "./list.js";
 
 const EVENTS = ["alert.opened", "alert.resolved"];
@@ -50,8 +50,7 @@ function createForm(ctx, onCreated) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = { url: url.value.trim(), events: boxes.filter((b) => b.checked).map((b) => b.value) };
-    fill(inline);
-    url.removeAttribute("aria-invalid");
+    clearFieldErrors(inline, url);
     submit.disabled = true;
     fill(out, status("Adding…"));
     try {
@@ -60,13 +59,7 @@ function createForm(ctx, onCreated) {
       url.value = "";
       onCreated(secretPanel(`Signing secret of ${created.url}`, created.secret, "signing secret"));
     } catch (err) {
-      const { items, rest } = urlErrors(err);
-      if (items.length) {
-        fill(inline, items);
-        url.setAttribute("aria-invalid", "true");
-        url.setAttribute("aria-errormessage", "webhook-url-errors");
-      }
-      fill(out, errorBox({ ...err, message: err.message, code: err.code, requestId: err.requestId, details: rest }));
+      showFieldErrors(out, inline, url, err, urlErrors(err));
     } finally {
       submit.disabled = false;
     }
