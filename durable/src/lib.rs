@@ -17,7 +17,6 @@ pub mod janitor;
 pub mod key_ops;
 pub mod keys;
 pub mod limits;
-pub mod moving;
 pub mod org_actor;
 pub mod org_ops;
 pub mod platform;
