@@ -99,10 +99,17 @@ export function clearFieldErrors(inline, control) {
   control.removeAttribute("aria-invalid");
 }
 
-/** A refused form: the messages about `control` (`items`) beside it, in
- * `inline` (a list with an id), and the API's error with the other details
- * (`rest`) in `out`. */
-export function showFieldErrors(out, inline, control, err, { items, rest }) {
+/** A refused form: the API's details that `describe` turns into a message
+ * (it returns null for the others) are shown beside `control`, in `inline`
+ * (a list with an id); the API's error with the other details in `out`. */
+export function showFieldErrors(out, inline, control, err, describe) {
+  const items = [];
+  const rest = [];
+  for (const d of err.details || []) {
+    const text = describe(d);
+    if (text === null) rest.push(d);
+    else items.push(h("li", {}, text));
+  }
   if (items.length) {
     fill(inline, items);
     control.setAttribute("aria-invalid", "true");

@@ -1,15 +1,10 @@
 import { clearFieldErrors, field, fill, h, showFieldErrors, status } from "../dom.js";
 
-/** The API's per-entry messages (`allowed_origins[i]`), shown beside the list. */
-function originErrors(err, lines) {
-  const items = [];
-  const rest = [];
-  for (const d of err.details || []) {
-    const m = /^allowed_origins\[(\d+)\]$/.exec(d.field || "");
-    if (m) items.push(h("li", {}, `Line ${Number(m[1]) + 1} (${lines[Number(m[1])] ?? ""}): ${d.message}`));
-    else rest.push(d);
-  }
-  return { items, rest };
+/** The API's per-entry message (`allowed_origins[i]`) as shown beside the
+ * list, or null for a detail about anything else. */
+function originError(d, lines) {
+  const m = /^allowed_origins\[(\d+)\]$/.exec(d.field || "");
+  return m ? `Line ${Number(m[1]) + 1} (${lines[Number(m[1])] ?? ""}): ${d.message}` : null;
 }
 
 export async function settingsPage(el, ctx) {
@@ -50,7 +45,7 @@ export async function settingsPage(el, ctx) {
       origins.value = updated.allowed_origins.join("\n");
       fill(out, h("p", { class: "notice", role: "status" }, "Saved."));
     } catch (err) {
-      showFieldErrors(out, inline, origins, err, originErrors(err, lines));
+      showFieldErrors(out, inline, origins, err, (d) => originError(d, lines));
     } finally {
       save.disabled = false;
     }

@@ -6,16 +6,6 @@ import { pagedList } from "./list.js";
 const EVENTS = ["alert.opened", "alert.resolved"];
 
 /** The API's messages for `url` go beside the field; the rest below the form. */
-function urlErrors(err) {
-  const items = [];
-  const rest = [];
-  for (const d of err.details || []) {
-    if (d.field === "url") items.push(h("li", {}, d.message));
-    else rest.push(d);
-  }
-  return { items, rest };
-}
-
 function createForm(ctx, onCreated) {
   // A text field (not type=url): the API's own message is shown for any URL.
   const url = h("input", {
@@ -59,7 +49,7 @@ function createForm(ctx, onCreated) {
       url.value = "";
       onCreated(secretPanel(`Signing secret of ${created.url}`, created.secret, "signing secret"));
     } catch (err) {
-      showFieldErrors(out, inline, url, err, urlErrors(err));
+      showFieldErrors(out, inline, url, err, (d) => (d.field === "url" ? d.message : null));
     } finally {
       submit.disabled = false;
     }
