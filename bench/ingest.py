@@ -67,7 +67,7 @@ def run_http(url, key, payloads, path, concurrency, per_request):
 
 
 def run_sqlite(rows, per_txn):
-    schema = (ROOT / "migrations" / "0001_init.sql").read_text()
+    schema = (ROOT / "migrations" / "data" / "0001_data.sql").read_text()
     with tempfile.TemporaryDirectory() as d:
         db = sqlite3.connect(Path(d) / "raw.sqlite", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")

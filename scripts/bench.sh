@@ -11,6 +11,9 @@
 #   scripts/bench.sh hotpath [SECONDS]
 #                                 authenticated GET /v1/org under wrk at concurrency 16 and 64 (default 15 s each),
 #                                 side by side with three baseline Workers (bench/hotpath/) in the same run
+#   scripts/bench.sh move [ROWS...]
+#                                 moving an org of ROWS rows (default 1000 10000) from DATA_1 to DATA_2 while one
+#                                 client writes: the move's time and the writer's latency before and during it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-auth}
@@ -47,12 +50,20 @@ bench_orgs() {
   echo "$org" > "$2"
   for _ in $(seq 2 "$1"); do bench_admin create-org --name "Load org" >> "$2"; done
 }
+# bench_d1_counts: interactions stored over every data shard (an org's rows
+# are on one shard, so the per-shard counts add up).
 bench_d1_counts() {
   stop_local # the running server can hold the database locked
-  "$WRANGLER" d1 execute DB --local --persist-to "$PERSIST" --json --command \
-    "SELECT COUNT(*) AS stored, COUNT(DISTINCT org_id || '/' || idempotency_key) AS distinct_keys FROM interactions" |
-    node -e "const r=JSON.parse(require('fs').readFileSync(0,'utf8'))[0].results[0];console.log('D1 cross-check: stored', r.stored, 'distinct (org, idempotency key)', r.distinct_keys)" ||
-    echo "D1 cross-check: query failed" >&2
+  local binding stored=0 distinct=0 r
+  for binding in "${D1_BINDINGS[@]}"; do
+    [[ $binding == DATA_* ]] || continue
+    r=$("$WRANGLER" d1 execute "$binding" --local --persist-to "$PERSIST" --json --command \
+      "SELECT COUNT(*) AS stored, COUNT(DISTINCT org_id || '/' || idempotency_key) AS distinct_keys FROM interactions" |
+      node -e "const r=JSON.parse(require('fs').readFileSync(0,'utf8'))[0].results[0];console.log(r.stored, r.distinct_keys)") ||
+      { echo "D1 cross-check: query of $binding failed" >&2; return 0; }
+    stored=$(( stored + ${r% *} )); distinct=$(( distinct + ${r#* } ))
+  done
+  echo "D1 cross-check: stored $stored distinct (org, idempotency key) $distinct"
 }
 # hotpath_keys DIR: 30 interlog keys in 6 orgs (DIR/interlog.keys) and 30
 # baseline keys whose digests the D1-shaped baseline stores (DIR/baseline.keys).
@@ -104,6 +115,7 @@ case "$what" in
       --requests "${2:-2000}" --concurrency "${3:-32}"
     ;;
   auth) .venv/bin/python bench/auth_latency.py "$url" "$key" "${2:-50}" ;;
+  move) shift; INTERLOG_PEPPER="$PEPPER" .venv/bin/python bench/move.py "$url" target/release/interlog-admin "$PERSIST" "$@" ;;
   ingest) shift; .venv/bin/python bench/ingest.py "$url" "$key" "$@" ;;
   timing)
     cargo build --quiet --release -p interlog-loadgen

@@ -1,11 +1,16 @@
 # Sourced by dev.sh and test.sh: prepares a local state folder for wrangler
-# (D1 migrations applied, pepper created in the local Secrets Store).
+# (D1 migrations applied to the directory and every data shard, pepper created
+# in the local Secrets Store).
 # Usage: prepare_state DIR  → sets PERSIST, PEPPER
 set -euo pipefail
 export WRANGLER_SEND_METRICS=false CI=true
 WRANGLER=node_modules/.bin/wrangler
 SECRET_STORE_ID=$(awk -F'"' '/^store_id/ { print $2; exit }' wrangler.toml)
 SECRET_NAME=$(awk -F'"' '/^secret_name/ { print $2; exit }' wrangler.toml)
+# The local D1 bindings: the directory (DB) and the data shards (DATA_…), each
+# with its own migrations_dir, from the top-level [[d1_databases]] of wrangler.toml.
+mapfile -t D1_BINDINGS < <(awk -F'"' '/^\[/ { top = ($0 == "[[d1_databases]]") } top && /^binding = / { print $2 }' wrangler.toml)
+[[ ${#D1_BINDINGS[@]} -ge 2 && ${D1_BINDINGS[0]} == DB ]] || { echo "local-env: no DB and DATA_ bindings in wrangler.toml" >&2; exit 1; }
 
 random_hex() { node -e "process.stdout.write(require('crypto').randomBytes($1).toString('hex'))"; }
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})"; }
@@ -21,7 +26,14 @@ prepare_state() {
       --value "$(cat "$dir/pepper")" --scopes workers --persist-to "$PERSIST" >/dev/null
   fi
   PEPPER=$(cat "$dir/pepper")
-  "$WRANGLER" d1 migrations apply DB --local --persist-to "$PERSIST" >/dev/null
+  local binding
+  for binding in "${D1_BINDINGS[@]}"; do
+    if ! "$WRANGLER" d1 migrations apply "$binding" --local --persist-to "$PERSIST" > "$dir/migrations.log" 2>&1; then
+      cat "$dir/migrations.log" >&2
+      echo "local-env: the $binding migrations do not apply to $PERSIST (a state from before the sharded layout? start over with scripts/dev.sh --fresh)" >&2
+      return 1
+    fi
+  done
 }
 
 # start_local STATE_DIR PORT [WRANGLER_DEV_ARGS...]: prepares the state and starts `wrangler dev` in

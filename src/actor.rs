@@ -3,9 +3,11 @@
 
 use crate::faults::Faults;
 use interlog_core::config::binding;
+use interlog_core::operator::MoveAction;
 use interlog_core::protocol::{
     CallMeta, DoRequest, DoResponse, Op, VerifiedKey, CALL_HEADER, ORG_ACTOR_URL, REPLY_HEADER,
 };
+use interlog_core::shard::ShardId;
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use interlog_durable::platform::storage_error;
 use worker::wasm_bindgen::JsValue;
@@ -61,6 +63,7 @@ impl<'a> ActorClient<'a> {
             key: self.key.clone(),
             origin: self.origin.clone(),
             inject_fault: self.faults.d1,
+            fail_shard: self.faults.shard_down.clone(),
             op,
         }
     }
@@ -75,6 +78,12 @@ pub async fn record_auth_failure(env: &Env, meta: CallMeta, prefix: KeyPrefix) -
 /// operator's signed reconcile call).
 pub async fn reconcile(env: &Env, meta: CallMeta) -> Result<DoResponse, ApiError> {
     send(env, &DoRequest::Reconcile { meta }, None, None).await
+}
+
+/// Asks the org's actor for one step of its move to shard `to` (the
+/// operator's signed move call).
+pub async fn move_step(env: &Env, meta: CallMeta, to: ShardId, action: MoveAction) -> Result<DoResponse, ApiError> {
+    send(env, &DoRequest::Move { meta, to, action }, None, None).await
 }
 
 /// Sends one call to the org's actor and reads its answer. `misroute` (a

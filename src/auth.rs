@@ -15,7 +15,7 @@ use interlog_core::pepper_cache::{PepperCache, PepperVersions};
 use interlog_core::protocol::CallMeta;
 use interlog_core::{ApiError, ApiKey, KeyDigest, KeyPrefix, OrgId, Pepper};
 use interlog_durable::audit::{self, Asker};
-use interlog_durable::platform::{db, first};
+use interlog_durable::platform::{directory, first};
 use serde::Deserialize;
 use std::cell::RefCell;
 use worker::{Env, Request};
@@ -112,7 +112,7 @@ struct KeyRow {
 async fn lookup(env: &Env, prefix: Option<KeyPrefix>) -> Result<Option<StoredKey>, ApiError> {
     let text = prefix.map_or_else(|| DUMMY_LOOKUP_PREFIX.to_string(), |p| p.to_string());
     let sql = "SELECT org_id, hash, pepper_version FROM api_keys WHERE prefix = ?1";
-    let row: Option<KeyRow> = first(&db(env)?, sql, &[text.into()], "key lookup").await?;
+    let row: Option<KeyRow> = first(&directory(env)?, sql, &[text.into()], "key lookup").await?;
     row.map(|r| {
         let org = OrgId::parse(&r.org_id).ok_or_else(|| ApiError::internal("api_keys row holds an invalid org id"))?;
         Ok(StoredKey { org, digest: KeyDigest::from_hex(&r.hash), pepper_version: r.pepper_version as u32 })
@@ -198,7 +198,8 @@ pub async fn verify(req: &Request, env: &Env, cfg: &Config, incoming: &Incoming)
             // One row per client (else prefix) and reason a minute, counted;
             // logged inside; the client's answer is the same either way.
             let client = incoming.ip.map(|ip| ip.l1_key()).or_else(|| prefix.map(|p| p.to_string()));
-            audit::orgless_failure(&db(env)?, who, &event, client.as_deref().unwrap_or(""), incoming.now_ms).await;
+            audit::orgless_failure(&directory(env)?, who, &event, client.as_deref().unwrap_or(""), incoming.now_ms)
+                .await;
             Err(ApiError::Unauthorized)
         }
     }

@@ -8,13 +8,17 @@
 //! - `wrong-org`: the call goes to the actor of the org named in
 //!   `x-interlog-fault-org` while it still names the caller's org, as a
 //!   routing bug would; that actor must refuse it.
+//! - `shard`: the data shard named in `x-interlog-fault-shard` is down for
+//!   this request: an org on it is answered 503, an org elsewhere is not.
 
 use interlog_core::config::Config;
+use interlog_core::shard::ShardId;
 use interlog_core::OrgId;
 use worker::Request;
 
 const FAULT_HEADER: &str = "x-interlog-fault";
 const FAULT_ORG_HEADER: &str = "x-interlog-fault-org";
+const FAULT_SHARD_HEADER: &str = "x-interlog-fault-shard";
 
 /// The faults one request asked for (none unless honoured).
 #[derive(Debug, Clone, Default)]
@@ -23,6 +27,8 @@ pub struct Faults {
     pub d1: bool,
     /// Address this org's actor instead of the caller's.
     pub actor_of: Option<OrgId>,
+    /// Treat this data shard as down.
+    pub shard_down: Option<ShardId>,
 }
 
 /// The faults this request should suffer.
@@ -32,8 +38,13 @@ pub fn requested(req: &Request, cfg: &Config) -> Faults {
     }
     let header = |name: &str| req.headers().get(name).ok().flatten();
     match header(FAULT_HEADER).as_deref() {
-        Some("d1") => Faults { d1: true, actor_of: None },
-        Some("wrong-org") => Faults { d1: false, actor_of: header(FAULT_ORG_HEADER).as_deref().and_then(OrgId::parse) },
+        Some("d1") => Faults { d1: true, ..Faults::default() },
+        Some("wrong-org") => {
+            Faults { actor_of: header(FAULT_ORG_HEADER).as_deref().and_then(OrgId::parse), ..Faults::default() }
+        }
+        Some("shard") => {
+            Faults { shard_down: header(FAULT_SHARD_HEADER).as_deref().and_then(ShardId::parse), ..Faults::default() }
+        }
         _ => Faults::default(),
     }
 }

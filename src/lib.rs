@@ -110,10 +110,10 @@ async fn routed(
         },
         Ok(Route::Health) => (Ok(health()), Vec::new(), None),
         // The operator's signed call: no key, but behind L1 and the floor.
-        Ok(Route::Reconcile) => match body::precheck(req, interlog_core::operator::BODY_LIMIT) {
+        Ok(call @ (Route::Reconcile | Route::Move)) => match body::precheck(req, interlog_core::operator::BODY_LIMIT) {
             Err(e) => (Err(e), Vec::new(), None),
             Ok(()) => {
-                let (_, out) = futures::join!(floor, operator::reconcile(req, env, cfg, incoming));
+                let (_, out) = futures::join!(floor, operator::handle(req, env, cfg, incoming, call == Route::Move));
                 (out, Vec::new(), None)
             }
         },

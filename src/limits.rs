@@ -10,7 +10,7 @@ use interlog_core::audit::{AuditAction, AuditEvent, Throttle};
 use interlog_core::l1::{verdict, BindingAnswer, Tier, Verdict, L1_RETRY_AFTER_S, PER_48, PER_IP};
 use interlog_core::ApiError;
 use interlog_durable::audit::{self, Asker};
-use interlog_durable::platform::db;
+use interlog_durable::platform::directory;
 use std::cell::RefCell;
 use worker::{console_error, Env};
 
@@ -29,7 +29,7 @@ async fn audit_denial(env: &Env, tier: &Tier, key: &str, incoming: &Incoming) {
     if !AUDITED.with(|t| t.borrow_mut().admit(throttle_key, incoming.now_ms)) {
         return;
     }
-    let Ok(db) = db(env) else { return };
+    let Ok(db) = directory(env) else { return };
     let event = AuditEvent::new(AuditAction::RateLimited, None).with_reason(tier.reason);
     let who = Asker { org: None, request_id: &incoming.id, ip: incoming.ip };
     // Logged inside; the answer is the 429 either way.

@@ -1,6 +1,7 @@
-//! `POST /v1/operator/reconcile`: the operator command's signed call asking an
+//! The operator command's signed calls: `POST /v1/operator/reconcile` asks an
 //! org's actor to read its keys again from D1 (a key revoked with
-//! `interlog-admin revoke-key` then fails on its very next request). The
+//! `interlog-admin revoke-key` then fails on its very next request), `POST
+//! /v1/operator/move` asks it for one step of moving its data to another shard. The
 //! signature rules are `interlog_core::operator`; this module reads the
 //! pepper, checks the call and forwards it. It runs behind L1 and the 80 ms
 //! floor like every API call, and every refusal of the signature is the
@@ -12,11 +13,11 @@ use crate::body::read_capped;
 use crate::respond::Reply;
 use interlog_core::audit::{AuditAction, AuditEvent};
 use interlog_core::config::{binding, Config};
-use interlog_core::operator::{self, ReconcileRequest};
+use interlog_core::operator::{self, MoveRequest, ReconcileRequest};
 use interlog_core::protocol::{CallMeta, Refusal};
 use interlog_core::{ApiError, OrgId, Pepper};
 use interlog_durable::audit::{self, Asker};
-use interlog_durable::platform::{db, first};
+use interlog_durable::platform::{directory, first};
 use worker::{Env, Request};
 
 fn unavailable(detail: String) -> ApiError {
@@ -71,32 +72,75 @@ async fn check_signature(
     let event = AuditEvent::new(AuditAction::AuthFailure, None).with_reason(reason.as_str());
     let who = Asker { org: None, request_id: &incoming.id, ip: incoming.ip };
     let client = incoming.ip.map(|ip| ip.l1_key()).unwrap_or_default();
-    audit::orgless_failure(&db(env)?, who, &event, &client, incoming.now_ms).await;
+    audit::orgless_failure(&directory(env)?, who, &event, &client, incoming.now_ms).await;
     Err(ApiError::Unauthorized)
 }
 
 /// Whether the org exists (an unknown id gets 404, not a new actor).
 async fn org_exists(env: &Env, org: &OrgId) -> Result<bool, ApiError> {
     let row: Option<serde_json::Value> =
-        first(&db(env)?, "SELECT id FROM orgs WHERE id = ?1", &[org.as_str().into()], "operator org lookup").await?;
+        first(&directory(env)?, "SELECT id FROM orgs WHERE id = ?1", &[org.as_str().into()], "operator org lookup")
+            .await?;
     Ok(row.is_some())
 }
 
-/// The whole call: body (capped), signature, org, then the actor. 204 once
-/// the actor has applied D1's revocations and expiries to the keys it holds.
-pub async fn reconcile(req: &mut Request, env: &Env, cfg: &Config, incoming: &Incoming) -> Result<Reply, ApiError> {
+/// The whole call: body (capped), signature, then the reconcile or the move
+/// step (`moving`).
+pub async fn handle(
+    req: &mut Request,
+    env: &Env,
+    cfg: &Config,
+    incoming: &Incoming,
+    moving: bool,
+) -> Result<Reply, ApiError> {
     let header = req.headers().get(operator::HEADER).ok().flatten();
     let body = read_capped(req, operator::BODY_LIMIT).await?;
     check_signature(env, cfg, incoming, header.as_deref(), &body).await?;
-    let asked = ReconcileRequest::parse(&body)
+    if moving {
+        move_step(env, incoming, &body).await
+    } else {
+        reconcile(env, incoming, &body).await
+    }
+}
+
+fn meta(org_id: OrgId, incoming: &Incoming) -> CallMeta {
+    CallMeta { org_id, request_id: incoming.id.clone(), client_ip: incoming.ip }
+}
+
+fn failed(error: Refusal, what: &str) -> ApiError {
+    match error {
+        Refusal::Failed { error } => error,
+        other => ApiError::internal(format!("unexpected {what} answer: {other:?}")),
+    }
+}
+
+/// 204 once the actor has applied D1's revocations and expiries to the keys
+/// it holds.
+async fn reconcile(env: &Env, incoming: &Incoming, body: &[u8]) -> Result<Reply, ApiError> {
+    let asked = ReconcileRequest::parse(body)
         .ok_or_else(|| ApiError::validation("the body must be {\"org_id\":\"org_…\"} and nothing else"))?;
     if !org_exists(env, &asked.org_id).await? {
         return Err(ApiError::NotFound);
     }
-    let meta = CallMeta { org_id: asked.org_id, request_id: incoming.id.clone(), client_ip: incoming.ip };
-    match actor::reconcile(env, meta).await?.result {
+    match actor::reconcile(env, meta(asked.org_id, incoming)).await?.result {
         Ok(_) => Ok(Reply::empty(204)),
-        Err(Refusal::Failed { error }) => Err(error),
-        Err(other) => Err(ApiError::internal(format!("unexpected reconcile answer: {other:?}"))),
+        Err(refusal) => Err(failed(refusal, "reconcile")),
+    }
+}
+
+/// One step of an org's move between shards: 200 with where it stands.
+async fn move_step(env: &Env, incoming: &Incoming, body: &[u8]) -> Result<Reply, ApiError> {
+    let asked = MoveRequest::parse(body).ok_or_else(|| {
+        ApiError::validation(
+            "the body must be {\"org_id\":\"org_…\",\"to\":\"DATA_…\",\"action\":\"step\"|\"rollback\"} and nothing else",
+        )
+    })?;
+    if !org_exists(env, &asked.org_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let answer = actor::move_step(env, meta(asked.org_id, incoming), asked.to, asked.action).await?;
+    match answer.result {
+        Ok(outcome) => Ok(crate::respond::outcome(&outcome, &crate::respond::Additions::default())),
+        Err(refusal) => Err(failed(refusal, "move")),
     }
 }

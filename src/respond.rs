@@ -95,6 +95,7 @@ pub fn outcome(outcome: &Outcome, add: &Additions) -> Reply {
             }
             Reply::json(if *created { 201 } else { 200 }, body)
         }
+        Outcome::Moved { report } => Reply::json(200, json!({ "move": report })),
         Outcome::Webhooks { webhooks } => Reply::json(200, json!({ "webhooks": webhooks })),
         Outcome::Deliveries(p) => Reply::json(200, page("deliveries", p, add)),
         Outcome::Keys { keys } => Reply::json(200, json!({ "keys": keys })),

@@ -3,6 +3,11 @@
 The suite drives the real local system (`wrangler dev` started by
 scripts/test.sh) over HTTP, creates orgs and keys with the operator command and
 reads D1 through `wrangler d1 execute --local`, exactly as an operator would.
+
+D1 is sharded: the directory (binding DB: orgs and their shard, api_keys,
+org-less audit rows) and the data shards (DATA_1, DATA_2: everything else of
+an org). `d1(sql, db=…)` runs on one database; `org_d1(org_id, sql)` runs on
+the shard the directory places the org on.
 """
 
 import json
@@ -11,6 +16,7 @@ import random
 import re
 import subprocess
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,16 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 FLOOR_S = 0.080
 
 
+def d1_bindings(config: Path = ROOT / "wrangler.toml") -> list[str]:
+    """The local D1 bindings of a wrangler config: DB first, then the shards."""
+    with open(config, "rb") as f:
+        return [d["binding"] for d in tomllib.load(f).get("d1_databases", [])]
+
+
+# The data shards of the local configuration (DATA_1, DATA_2).
+SHARDS = [b for b in d1_bindings() if b.startswith("DATA_")]
+
+
 def admin(*args: str) -> dict:
     """Runs the operator command; it must print exactly one JSON line."""
     env = dict(os.environ, INTERLOG_PEPPER=PEPPER)
@@ -39,13 +55,16 @@ def admin(*args: str) -> dict:
     return json.loads(lines[0])
 
 
-def d1(sql: str, persist: str | None = None) -> list:
-    """Runs SQL against the local D1 and returns the result rows. Retries when
-    the running server holds the database busy for a moment."""
+def d1(sql: str, persist: str | None = None, db: str = "DB", config: Path | None = None) -> list:
+    """Runs SQL against one local D1 database (`db`: the binding, "DB" the
+    directory, "DATA_1"/"DATA_2" a shard) and returns the result rows. Retries
+    when the running server holds the database busy for a moment."""
     env = dict(os.environ, CI="true", WRANGLER_SEND_METRICS="false")
+    cfg = ["--config", str(config)] if config else []
     for attempt in range(5):
         out = subprocess.run(
-            [WRANGLER, "d1", "execute", "DB", "--local", "--persist-to", persist or PERSIST, "--json", "--command", sql],
+            [WRANGLER, "d1", "execute", db, *cfg, "--local", "--persist-to", persist or PERSIST, "--json",
+             "--command", sql],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
         )
         if out.returncode == 0 or "SQLITE_BUSY" not in out.stdout + out.stderr:
@@ -53,6 +72,19 @@ def d1(sql: str, persist: str | None = None) -> list:
         time.sleep(0.5 * (attempt + 1))
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)[0]["results"]
+
+
+def shard_of(org_id: str, persist: str | None = None, config: Path | None = None) -> str:
+    """The data shard (binding) the directory places `org_id` on."""
+    rows = d1(f"SELECT shard FROM orgs WHERE id = {sql_str(org_id)}", persist, config=config)
+    assert len(rows) == 1, f"{org_id} is not in the directory: {rows}"
+    return rows[0]["shard"]
+
+
+def org_d1(org_id: str, sql: str, persist: str | None = None, config: Path | None = None) -> list:
+    """Runs SQL on the data shard of `org_id` (its interactions, audit rows,
+    alerts, rate_limits, erasures, webhooks, settings and usage)."""
+    return d1(sql, persist, db=shard_of(org_id, persist, config), config=config)
 
 
 def sql_str(s: str) -> str:
@@ -79,8 +111,9 @@ class Org:
         return self.key[len("ck_live_"):][:8]
 
 
-def new_org(name: str) -> Org:
-    d = admin("create-org", "--name", name)
+def new_org(name: str, shard: str | None = None) -> Org:
+    """A new org with its admin key; on `shard` when given, else placed by the rule."""
+    d = admin("create-org", "--name", name, *(["--shard", shard] if shard else []))
     return Org(d["org_id"], d["key"])
 
 
@@ -157,7 +190,9 @@ class LocalServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
-        self.wrangler("d1", "migrations", "apply", "DB", "--local")
+        # The directory and every data shard of the config (DB, DATA_1, DATA_2).
+        for binding in d1_bindings(config or ROOT / "wrangler.toml"):
+            self.wrangler("d1", "migrations", "apply", binding, "--local")
         self.create_secret("interlog-pepper", self.pepper)
 
     def wrangler(self, *args: str) -> str:
@@ -204,10 +239,13 @@ class LocalServer:
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
-    def d1(self, sql: str) -> list:
-        if self.config:
-            return json.loads(self.wrangler("d1", "execute", "DB", "--local", "--json", "--command", sql))[0]["results"]
-        return d1(sql, persist=self.persist)
+    def d1(self, sql: str, db: str = "DB") -> list:
+        """SQL on one of this server's databases (binding `db`)."""
+        return d1(sql, persist=self.persist, db=db, config=self.config)
+
+    def org_d1(self, org_id: str, sql: str) -> list:
+        """SQL on the data shard of `org_id` in this server's state."""
+        return org_d1(org_id, sql, persist=self.persist, config=self.config)
 
     def get(self, path: str, key: str | None = None, **kw):
         h = {"CF-Connecting-IP": random_ip()}

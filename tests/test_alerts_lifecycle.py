@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from conftest import BASE, LocalServer, call, d1, new_org, random_ip, sql_str, wait_until
+from conftest import BASE, LocalServer, call, new_org, org_d1, random_ip, sql_str, wait_until
 
 QUIET_MS = 2000
 
@@ -66,8 +66,8 @@ def test_admin_resolves_an_alert_once_and_it_is_audited(org):
     # Idempotent: the second call answers the same alert and writes nothing.
     again = call("POST", f"/v1/alerts/{alert['id']}/resolve", key=org.key)[0]
     assert again.status_code == 200 and again.json()["resolved_at"] == done["resolved_at"]
-    rows = d1(f"SELECT action, prefix, detail FROM audit_log WHERE org_id = {sql_str(org.id)} "
-              f"AND action = 'alert.resolved'")
+    rows = org_d1(org.id, f"SELECT action, prefix, detail FROM audit_log WHERE org_id = {sql_str(org.id)} "
+                  f"AND action = 'alert.resolved'")
     assert len(rows) == 1 and alert["id"] in rows[0]["detail"] and rows[0]["prefix"] == org.prefix
     listed = {a["id"]: a for a in alerts(BASE, org.key)}
     assert listed[alert["id"]]["state"] == "resolved"
@@ -125,7 +125,7 @@ def test_key_expiring_resolves_when_its_key_is_revoked(org):
     assert call("POST", f"/v1/keys/{k['prefix']}/revoke", key=org.key)[0].status_code == 200
     after = [a for a in alerts(BASE, org.key, kind="key_expiring") if a["id"] == found[0]["id"]][0]
     assert after["state"] == "resolved" and after["resolved_at"] is not None
-    row = d1(f"SELECT resolved_by FROM alerts WHERE id = {sql_str(found[0]['id'])}")
+    row = org_d1(org.id, f"SELECT resolved_by FROM alerts WHERE id = {sql_str(found[0]['id'])}")
     assert row == [{"resolved_by": "auto"}]
 
 

@@ -5,9 +5,14 @@ import re
 
 import pytest
 
-from conftest import FLOOR_S, LocalServer, admin, call, d1, new_org, random_ip, random_key, sql_str
+from conftest import FLOOR_S, SHARDS, LocalServer, admin, call, d1, new_org, org_d1, random_ip, random_key, shard_of, sql_str
 
 REASONS = ["missing", "malformed", "unknown_prefix", "wrong_hash", "revoked", "expired"]
+
+
+def every_database(sql: str) -> list[tuple[str, dict]]:
+    """(binding, row) of `sql` run on the directory and on every data shard."""
+    return [(db, row) for db in ["DB", *SHARDS] for row in d1(sql, db=db)]
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +79,16 @@ def test_auth_401_header_names_identical(failures):
 @pytest.mark.claim("owasp.api2", "posture.auth-envelope")
 def test_auth_401_audit_reason(failures, credentials):
     ids = {r.headers["x-request-id"]: reason for reason, (r, _, _) in failures.items()}
-    rows = d1(
+    found = every_database(
         "SELECT request_id, action, reason, prefix, ip, org_id FROM audit_log WHERE request_id IN ("
         + ",".join(sql_str(i) for i in ids) + ")"
     )
+    rows = [row for _, row in found]
     by_reason = {ids[row["request_id"]]: row for row in rows}
-    assert set(by_reason) == set(REASONS), rows
+    assert set(by_reason) == set(REASONS) and len(rows) == len(REASONS), found
+    # Rows of no org are in the directory; an org's rows on its own shard only.
+    for db, row in found:
+        assert db == ("DB" if row["org_id"] is None else shard_of(row["org_id"])), (db, row)
     for reason, row in by_reason.items():
         assert row["action"] == "auth.failure"
         assert row["reason"] == reason
@@ -95,8 +104,7 @@ def test_auth_401_audit_reason(failures, credentials):
 
 @pytest.mark.claim("owasp.api2", "posture.auth-envelope", "posture.key-storage", "threat.key-leakage")
 def test_audit_never_holds_key_material(failures, credentials):
-    rows = d1("SELECT * FROM audit_log")
-    text = repr(rows)
+    text = repr(every_database("SELECT * FROM audit_log"))
     for key in credentials.values():
         if key:
             assert key[len("ck_live_"):] not in text
@@ -128,7 +136,7 @@ def test_scope_403(org_a):
     assert r.json()["error"]["code"] == "FORBIDDEN"
     assert "admin" in r.json()["error"]["message"]
     assert elapsed >= FLOOR_S
-    rows = d1(f"SELECT action, reason FROM audit_log WHERE request_id = {sql_str(r.headers['x-request-id'])}")
+    rows = org_d1(org_a.id, f"SELECT action, reason FROM audit_log WHERE request_id = {sql_str(r.headers['x-request-id'])}")
     assert rows == [{"action": "auth.forbidden", "reason": "admin"}]
 
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import BASE, call, d1, new_org, scoped_key, sql_str
+from conftest import BASE, call, new_org, org_d1, scoped_key, sql_str
 
 APP = "https://app.example.com"
 GLOBAL_ONLY = "https://global-only.example.com"
@@ -99,7 +99,7 @@ def test_cors_actual_origin_not_allowed_by_org_403(cors_org, origin):
     assert "access-control-allow-origin" not in r.headers
     assert r.headers["vary"] == "Origin"
     # Refused before anything was stored.
-    assert d1(f"SELECT COUNT(*) AS n FROM interactions WHERE content = {sql_str(marker)}")[0]["n"] == 0
+    assert org_d1(cors_org.id, f"SELECT COUNT(*) AS n FROM interactions WHERE content = {sql_str(marker)}")[0]["n"] == 0
 
 
 @pytest.mark.claim("owasp.api8", "posture.cors")
@@ -160,6 +160,7 @@ def test_cors_real_browser_allowed_and_blocked(cors_org):
             s.shutdown()
     assert allowed.startswith("status:201:int_"), allowed
     assert blocked.startswith("blocked:"), blocked
-    stored = {r["content"] for r in d1(
+    stored = {r["content"] for r in org_d1(
+        cors_org.id,
         f"SELECT content FROM interactions WHERE content IN ({sql_str(allowed_marker)}, {sql_str(blocked_marker)})")}
     assert stored == {allowed_marker}

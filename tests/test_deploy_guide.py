@@ -1,13 +1,16 @@
 """The deploy guide (docs/deploy.md) can be followed as written: every wrangler
 command in its code blocks names a subcommand and flags the pinned wrangler
 accepts (each is run with `--help`), every script it runs exists, every
-environment it names is configured, and the README links it."""
+environment it names is configured, every database of an environment is
+created and migrated, and the README links it. The offline deploy check
+(scripts/deploy-check.sh) refuses an environment without its databases."""
 
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from functools import lru_cache
 
 import pytest
@@ -129,3 +132,79 @@ def test_deploy_guide_check_refuses_misspellings(broken, tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "GUIDE", guide)
     with pytest.raises(AssertionError, match=re.escape(f"wrangler {broken}:")):
         test_deploy_guide_wrangler_commands_exist_as_written()
+
+
+def production_d1() -> list[dict]:
+    """The D1 bindings of [env.production] in wrangler.toml."""
+    config = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    return config["env"]["production"]["d1_databases"]
+
+
+def guide_section(title: str) -> str:
+    text = GUIDE.read_text()
+    start = text.index(title)
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_deploy_guide_creates_and_migrates_every_database():
+    """Production binds the directory and a data shard; the guide creates each
+    database, applies migrations to each binding (first deploy and upgrades)
+    and covers adding a shard."""
+    d1 = production_d1()
+    bindings = {d["binding"] for d in d1}
+    assert "DB" in bindings and any(b.startswith("DATA_") for b in bindings), bindings
+    commands = [" ".join(args) for args in wrangler_commands()]
+    for d in d1:
+        assert f"d1 create {d['database_name']}" in commands, d
+        assert any(c.startswith(f"d1 migrations apply {d['binding']} ") and "--env production" in c
+                   for c in commands), d
+    upgrades = guide_section("## 12. Upgrades")
+    for b in bindings:
+        assert f"d1 migrations apply {b} --remote" in upgrades, b
+    adding = guide_section("Adding a data shard")
+    for step in ("wrangler d1 create interlog-data-2", 'binding = "DATA_2"', 'migrations_dir = "migrations/data"',
+                 "INTERLOG_D1_DATABASE_ID_DATA_2", "wrangler d1 migrations apply DATA_2", "wrangler deploy"):
+        assert step in adding, step
+
+
+def without(text: str, block: str) -> str:
+    assert block in text, block
+    return text.replace(block, "")
+
+
+PRODUCTION_SHARD = """[[env.production.d1_databases]]
+binding = "DATA_1"
+database_name = "interlog-data-1"
+database_id = "00000000-0000-0000-0000-000000000001"
+migrations_dir = "migrations/data"
+"""
+
+
+@pytest.mark.parametrize("change,message", [
+    (None, None),
+    (lambda t: without(t, PRODUCTION_SHARD), "no data shard bound"),
+    (lambda t: t.replace(PRODUCTION_SHARD, PRODUCTION_SHARD.replace("migrations/data", "migrations/directory")),
+     'DATA_1 must use migrations_dir = "migrations/data"'),
+    (lambda t: t.replace(PRODUCTION_SHARD, PRODUCTION_SHARD.replace('"interlog-data-1"', '"interlog"')),
+     "database interlog is bound twice"),
+], ids=["as_configured", "production_without_data_1", "shard_with_directory_migrations", "shard_on_the_directory"])
+def test_deploy_check_refuses_an_environment_without_its_databases(change, message):
+    """scripts/deploy-check.sh (run by the test command) passes the configuration
+    as it is and fails it when production lacks its data shard or binds one wrong."""
+    assert (ROOT / "build" / "index.js").is_file(), "the Worker must be built (scripts/build-worker.sh)"
+    config = ROOT / f"wrangler.deploy-check-{os.getpid()}.local.toml"
+    text = (ROOT / "wrangler.toml").read_text()
+    config.write_text(change(text) if change else text)
+    try:
+        env = dict(os.environ, INTERLOG_WRANGLER_CONFIG=config.name, NO_COLOR="1")
+        p = subprocess.run(["bash", "scripts/deploy-check.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    finally:
+        config.unlink(missing_ok=True)
+    if message is None:
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert p.stdout.count("dry run ok") == 3, p.stdout
+    else:
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert message in p.stderr, p.stderr

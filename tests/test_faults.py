@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import LocalServer, call, d1, new_org, post_json, random_ip, sql_str
+from conftest import SHARDS, LocalServer, call, d1, new_org, org_d1, post_json, random_ip, sql_str
 
 FAULT = {"x-interlog-fault": "d1"}
 # Largest row JSON one insert statement takes (durable/src/interactions.rs
@@ -22,8 +22,9 @@ FAULT = {"x-interlog-fault": "d1"}
 JSON_CHUNK_BYTES = 1024 * 1024
 
 
-def stored(actor: str) -> int:
-    return d1(f"SELECT COUNT(*) AS n FROM interactions WHERE actor = {sql_str(actor)}")[0]["n"]
+def stored(org_id: str, actor: str) -> int:
+    """Interactions of `actor` stored on the org's shard."""
+    return org_d1(org_id, f"SELECT COUNT(*) AS n FROM interactions WHERE actor = {sql_str(actor)}")[0]["n"]
 
 
 @pytest.mark.claim("threat.duplicate-writes")
@@ -35,12 +36,12 @@ def test_fault_503_batch_nothing_partial_then_retry(keys_a):
     assert r.json()["error"]["code"] == "UNAVAILABLE"
     assert int(r.headers["retry-after"]) >= 1
     assert "interlog_injected_fault" not in r.text  # internal detail stays in the logs
-    assert stored(actor) == 0  # all-or-nothing: the insert ran, nothing kept
+    assert stored(keys_a.org.id, actor) == 0  # all-or-nothing: the insert ran, nothing kept
     ok = post_json("/v1/interactions/batch", keys_a.ingest, body)
     assert ok.status_code == 201 and ok.json()["created"] == 100
     again = post_json("/v1/interactions/batch", keys_a.ingest, body)
     assert again.status_code == 200 and again.json()["replayed"] == 100
-    assert stored(actor) == 100
+    assert stored(keys_a.org.id, actor) == 100
 
 
 def test_fault_503_single_then_retry(keys_a):
@@ -48,9 +49,9 @@ def test_fault_503_single_then_retry(keys_a):
     headers = dict(FAULT, **{"Idempotency-Key": actor})
     r = post_json("/v1/interactions", keys_a.ingest, {"type": "t", "actor": actor}, headers)
     assert r.status_code == 503 and "retry-after" in r.headers
-    assert stored(actor) == 0
+    assert stored(keys_a.org.id, actor) == 0
     assert post_json("/v1/interactions", keys_a.ingest, {"type": "t", "actor": actor}, {"Idempotency-Key": actor}).status_code == 201
-    assert stored(actor) == 1
+    assert stored(keys_a.org.id, actor) == 1
 
 
 def test_fault_503_batch_of_several_chunks_nothing_partial_then_retry():
@@ -67,13 +68,13 @@ def test_fault_503_batch_of_several_chunks_nothing_partial_then_retry():
     r = post_json("/v1/interactions/batch", org.key, body, FAULT)
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "UNAVAILABLE" and int(r.headers["retry-after"]) >= 1
-    assert stored(actor) == 0  # no chunk kept
+    assert stored(org.id, actor) == 0  # no chunk kept
     ok = post_json("/v1/interactions/batch", org.key, body)
     assert ok.status_code == 201 and ok.json()["created"] == 100, ok.text[:300]
     again = post_json("/v1/interactions/batch", org.key, body)
     assert again.status_code == 200 and again.json()["replayed"] == 100
-    rows = d1(f"SELECT COUNT(*) AS n, COUNT(DISTINCT idempotency_key) AS k, MIN(length(content)) AS lo, "
-              f"MAX(length(content)) AS hi FROM interactions WHERE actor = {sql_str(actor)}")
+    rows = org_d1(org.id, f"SELECT COUNT(*) AS n, COUNT(DISTINCT idempotency_key) AS k, MIN(length(content)) AS lo, "
+                          f"MAX(length(content)) AS hi FROM interactions WHERE actor = {sql_str(actor)}")
     assert rows == [{"n": 100, "k": 100, "lo": len(content), "hi": len(content)}]
 
 
@@ -89,11 +90,13 @@ def org_rows(org_id: str, marker: str) -> dict:
     time, so they are left out; the audit rows of the misrouted requests
     themselves are checked by request id)."""
     o = sql_str(org_id)
-    return d1(f"SELECT (SELECT COUNT(*) FROM interactions WHERE org_id = {o}) AS interactions, "
-              f"(SELECT COUNT(*) FROM interactions WHERE content = {sql_str(marker)}) AS marked, "
-              f"(SELECT COUNT(*) FROM alerts WHERE org_id = {o}) AS alerts, "
-              f"(SELECT COUNT(*) FROM api_keys WHERE org_id = {o}) AS keys, "
-              f"(SELECT COUNT(*) FROM orgs WHERE id = {o} AND allowed_origins LIKE '%misroute%') AS origins")[0]
+    rows = org_d1(org_id, f"SELECT (SELECT COUNT(*) FROM interactions WHERE org_id = {o}) AS interactions, "
+                          f"(SELECT COUNT(*) FROM alerts WHERE org_id = {o}) AS alerts, "
+                          f"(SELECT COUNT(*) FROM orgs WHERE id = {o} AND allowed_origins LIKE '%misroute%') AS origins")[0]
+    rows["keys"] = d1(f"SELECT COUNT(*) AS n FROM api_keys WHERE org_id = {o}")[0]["n"]
+    rows["marked"] = sum(d1(f"SELECT COUNT(*) AS n FROM interactions WHERE content = {sql_str(marker)}", db=shard)[0]["n"]
+                         for shard in SHARDS)
+    return rows
 
 
 def assert_refused(r, *secrets_: str) -> None:
@@ -137,7 +140,8 @@ def test_fault_misrouted_call_refused_by_the_other_orgs_actor():
     # requests, no alert, no key, no setting.
     assert {a.id: org_rows(a.id, marker), b.id: org_rows(b.id, marker)} == before
     listed = ", ".join(sql_str(i) for i in ids)
-    assert d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE request_id IN ({listed})")[0]["n"] == 0
+    for db in ["DB", *SHARDS]:
+        assert d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE request_id IN ({listed})", db=db)[0]["n"] == 0, db
     # Both actors still serve their own org, unchanged.
     org_a, org_b = call("GET", "/v1/org", key=a.key)[0].json(), call("GET", "/v1/org", key=b.key)[0].json()
     assert org_a["id"] == a.id and org_b["id"] == b.id
@@ -168,7 +172,8 @@ def test_fault_headers_do_nothing_without_test_faults():
                                headers=dict(h, **{"Authorization": f"Bearer {a['key']}",
                                                   "CF-Connecting-IP": random_ip()}))
             assert got.status_code == 200 and got.json()["id"] == a["org_id"], got.text
-        rows = server.d1("SELECT org_id, COUNT(*) AS n FROM interactions GROUP BY org_id")
+        rows = [row for shard in SHARDS
+                for row in server.d1("SELECT org_id, COUNT(*) AS n FROM interactions GROUP BY org_id", db=shard)]
         assert rows == [{"org_id": a["org_id"], "n": 2}]
     finally:
         server.stop()

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from conftest import call, d1, new_org, post_json, sql_str
+from conftest import call, new_org, org_d1, post_json, sql_str
 
 SINGLE_CAP = 1024 * 1024
 BATCH_CAP = 5 * 1024 * 1024
@@ -167,7 +167,7 @@ def test_batch_201_order_and_chunking(keys_a):
     body = r.json()
     assert body["created"] == 100 and body["replayed"] == 0
     assert [x["content"] for x in body["interactions"]] == [str(i) for i in range(100)]
-    rows = d1(f"SELECT COUNT(*) AS n FROM interactions WHERE actor = {sql_str(actor)}")
+    rows = org_d1(keys_a.org.id, f"SELECT COUNT(*) AS n FROM interactions WHERE actor = {sql_str(actor)}")
     assert rows[0]["n"] == 100
 
 
@@ -179,7 +179,7 @@ def test_idempotency_header_replay_200(keys_a):
     assert again.status_code == 200
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json() == first.json()
-    assert d1(f"SELECT COUNT(*) AS n FROM interactions WHERE idempotency_key = {sql_str(k)}")[0]["n"] == 1
+    assert org_d1(keys_a.org.id, f"SELECT COUNT(*) AS n FROM interactions WHERE idempotency_key = {sql_str(k)}")[0]["n"] == 1
 
 
 def test_idempotency_body_key_and_header_conflict(keys_a):
@@ -211,7 +211,8 @@ def test_idempotency_batch_sent_3_times_concurrently(keys_a):
     ids = [[x["id"] for x in r.json()["interactions"]] for r in results]
     assert ids[0] == ids[1] == ids[2]
     assert sum(r.json()["created"] for r in results) == 50
-    rows = d1(f"SELECT idempotency_key, COUNT(*) AS n FROM interactions WHERE actor = {sql_str(run)} GROUP BY 1")
+    rows = org_d1(keys_a.org.id,
+                  f"SELECT idempotency_key, COUNT(*) AS n FROM interactions WHERE actor = {sql_str(run)} GROUP BY 1")
     assert len(rows) == 50 and all(row["n"] == 1 for row in rows)
 
 
@@ -348,7 +349,8 @@ def test_delete_204_then_404_and_audited(keys_a):
     assert r.status_code == 204 and r.content == b""
     assert call("GET", f"/v1/interactions/{created['id']}", key=keys_a.read)[0].status_code == 404
     assert call("DELETE", f"/v1/interactions/{created['id']}", key=keys_a.admin)[0].status_code == 404
-    rows = d1(f"SELECT action, org_id, detail FROM audit_log WHERE request_id = {sql_str(r.headers['x-request-id'])}")
+    rows = org_d1(keys_a.org.id,
+                  f"SELECT action, org_id, detail FROM audit_log WHERE request_id = {sql_str(r.headers['x-request-id'])}")
     assert rows[0]["action"] == "interaction.deleted" and rows[0]["org_id"] == keys_a.org.id
     assert created["id"] in rows[0]["detail"]
 

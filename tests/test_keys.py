@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import FLOOR_S, admin, call, d1, new_org, post_json, sql_str, wait_until
+from conftest import FLOOR_S, admin, call, new_org, org_d1, post_json, sql_str, wait_until
 
 
 def iso(dt: datetime) -> str:
@@ -22,8 +22,9 @@ def create_key(admin_key: str, **body):
     return r.json()
 
 
-def audit_rows(request_id: str):
-    return d1(f"SELECT action, reason, prefix, org_id FROM audit_log WHERE request_id = {sql_str(request_id)}")
+def audit_rows(org_id: str, request_id: str):
+    """The audit rows of one request, on the org's shard."""
+    return org_d1(org_id, f"SELECT action, reason, prefix, org_id FROM audit_log WHERE request_id = {sql_str(request_id)}")
 
 
 @pytest.fixture()
@@ -69,10 +70,10 @@ def test_keys_revoked_401_next_request_and_audited(org):
     assert call("GET", "/v1/interactions", key=k["key"])[0].status_code == 200
     rv, _ = call("POST", f"/v1/keys/{k['prefix']}/revoke", key=org.key)
     assert rv.status_code == 200 and rv.json()["state"] == "revoked"
-    assert audit_rows(rv.headers["x-request-id"])[0]["action"] == "key.revoked"
+    assert audit_rows(org.id, rv.headers["x-request-id"])[0]["action"] == "key.revoked"
     r, elapsed = call("GET", "/v1/interactions", key=k["key"])
     assert r.status_code == 401 and elapsed >= FLOOR_S
-    row = audit_rows(r.headers["x-request-id"])[0]
+    row = audit_rows(org.id, r.headers["x-request-id"])[0]
     assert (row["action"], row["reason"], row["prefix"], row["org_id"]) == ("auth.failure", "revoked", k["prefix"], org.id)
     # Revoking again is idempotent.
     assert call("POST", f"/v1/keys/{k['prefix']}/revoke", key=org.key)[0].status_code == 200
@@ -107,7 +108,7 @@ def test_keys_expired_401_and_audited(org):
 
     [r] = wait_until(refused, 30, "the key to expire")
     assert r.status_code == 401 and datetime.now(timezone.utc) >= expires - timedelta(milliseconds=100)
-    assert audit_rows(r.headers["x-request-id"])[0]["reason"] == "expired"
+    assert audit_rows(org.id, r.headers["x-request-id"])[0]["reason"] == "expired"
     listed = {x["prefix"]: x for x in call("GET", "/v1/keys", key=org.key)[0].json()["keys"]}
     assert listed[k["prefix"]]["state"] == "expired"
 

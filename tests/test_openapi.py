@@ -32,7 +32,7 @@ import schemathesis
 import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from conftest import ROOT, Org, call, d1, new_org, post_json, random_ip, resolve_ref
+from conftest import ROOT, SHARDS, Org, call, d1, new_org, post_json, random_ip, resolve_ref
 
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
@@ -135,6 +135,7 @@ def body_for(method: str, path: str):
         ("POST", "/v1/keys/{prefix}/rotate"): {"grace_seconds": 0},
         ("POST", "/mcp"): {"jsonrpc": "2.0", "id": 1, "method": "ping"},
         ("POST", "/v1/operator/reconcile"): {"org_id": "org_" + "0" * 26},
+        ("POST", "/v1/operator/move"): {"org_id": "org_" + "0" * 26, "to": "DATA_2", "action": "step"},
         ("POST", "/v1/erasures"): {"actor": tag},
         ("POST", "/v1/webhooks"): {"url": f"https://hooks.example.com/{tag}", "events": ["alert.resolved"]},
     }
@@ -378,8 +379,9 @@ def test_product_route_served_only_if_documented(method, path, routes_org):
             f"{method} {path} is served ({r.status_code}) but docs/openapi.yaml does not describe it")
 
 
-def org_count() -> int:
-    return d1("SELECT COUNT(*) AS n FROM orgs")[0]["n"]
+def org_count(where: str = "1") -> int:
+    """Org rows in the directory and on every data shard."""
+    return sum(d1(f"SELECT COUNT(*) AS n FROM orgs WHERE {where}", db=db)[0]["n"] for db in ["DB", *SHARDS])
 
 
 def test_no_org_creation_endpoint(routes_org):
@@ -392,7 +394,7 @@ def test_no_org_creation_endpoint(routes_org):
         r, _ = call(method, path, key=routes_org.key, json=body)
         assert r.status_code in (404, 405), f"{method} {path} answered {r.status_code}: {r.text[:200]}"
         assert r.json()["error"]["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
-    assert d1(f"SELECT COUNT(*) AS n FROM orgs WHERE name = '{body['name']}'")[0]["n"] == 0
+    assert org_count(f"name = '{body['name']}'") == 0
     assert org_count() == before  # no org row at all came from these requests
 
 

@@ -11,6 +11,11 @@
   wrongly signed call with the uniform 401 and changes nothing. The
   signatures here are made independently of the server's code (Python's
   hmac), from the documented recipe.
+- Shards: `list-shards` shows the config's data shards with their state and
+  org counts; a shard closed with `set-shard` gets no new org (placed or
+  asked for); `create-org --shard` writes the directory row and the org's
+  data row on that shard only; `move-org` ends with the Worker's own error
+  for an unknown org or a wrong pepper. (The move itself: test_shards.py.)
 """
 
 import hashlib
@@ -22,9 +27,11 @@ import time
 
 import pytest
 
-from conftest import ADMIN, BASE, FLOOR_S, PEPPER, PERSIST, ROOT, admin, call, d1, new_org, sql_str
+from conftest import (ADMIN, BASE, FLOOR_S, PEPPER, PERSIST, ROOT, SHARDS, admin, call, d1, new_org, shard_of,
+                      sql_str)
 
-SUBCOMMANDS = ["create-org", "create-key", "set-quota", "list-orgs", "show-org", "list-keys", "revoke-key"]
+SUBCOMMANDS = ["create-org", "create-key", "set-quota", "list-orgs", "show-org", "list-keys", "revoke-key",
+               "list-shards", "set-shard", "move-org"]
 RECONCILE = "/v1/operator/reconcile"
 ABSENT_ORG = "org_" + "0" * 26
 
@@ -99,11 +106,14 @@ def test_json_errors_are_one_line_on_stderr():
 
 def test_listings_show_the_org_the_fixture_created():
     org = new_org("Operator listing org")
+    shard = shard_of(org.id)
     orgs = admin("list-orgs", "--limit", "1000")["orgs"]
     (listed,) = [o for o in orgs if o["org_id"] == org.id]
     assert listed["name"] == "Operator listing org" and listed["usage"]["rows"] == 0
+    assert listed["shard"] == shard
     shown = admin("show-org", "--org", org.id)
     assert (shown["org_id"], shown["name"], shown["allowed_origins"]) == (org.id, "Operator listing org", [])
+    assert shown["shard"] == shard and "move" not in shown
     assert shown["keys"] == {"total": 1, "live": 1}
     reader = admin("create-key", "--org", org.id, "--scopes", "read", "--name", "reader")
     keys = admin("list-keys", "--org", org.id)["keys"]
@@ -220,3 +230,180 @@ def test_reconcile_answers_404_and_400_only_to_a_valid_signature():
     r, _ = call("POST", RECONCILE, headers={"Content-Type": "application/json"}, data=big)
     assert r.status_code == 413
 
+
+
+# --- shards -----------------------------------------------------------------
+
+# The tables of an org's data on its shard.
+DATA_TABLES = {"orgs", "interactions", "rate_limits", "audit_log", "alerts", "erasures", "webhooks",
+               "webhook_outbox", "webhook_deliveries"}
+
+
+def shard_counts() -> dict[str, int]:
+    """Orgs per shard, as the directory places them."""
+    return {r["shard"]: r["n"] for r in d1("SELECT shard, COUNT(*) AS n FROM orgs GROUP BY shard")}
+
+
+def shard_states() -> dict[str, str]:
+    return {r["name"]: r["state"] for r in d1("SELECT name, state FROM shards")}
+
+
+def data_rows(org_id: str) -> dict[str, list]:
+    """The org's data row on every shard (it must be on exactly one)."""
+    return {s: d1(f"SELECT id, name FROM orgs WHERE id = {sql_str(org_id)}", db=s) for s in SHARDS}
+
+
+def shard_audit(shard: str) -> list[dict]:
+    return d1("SELECT action, detail FROM audit_log WHERE org_id IS NULL AND action = 'shard.state_set' "
+              f"AND detail LIKE {sql_str('%' + shard + '%')} ORDER BY id", db="DB")
+
+
+def test_list_shards_shows_every_configured_shard_with_its_database_state_and_orgs():
+    import tomllib
+
+    with open(ROOT / "wrangler.toml", "rb") as f:
+        databases = {d["binding"]: d["database_name"] for d in tomllib.load(f)["d1_databases"]}
+    listed = admin("list-shards")["shards"]
+    counts, states = shard_counts(), shard_states()
+    assert [s["name"] for s in listed] == SHARDS and len(SHARDS) >= 2
+    for s in listed:
+        assert s == {"name": s["name"], "database": databases[s["name"]], "state": states.get(s["name"], "open"),
+                     "orgs": counts.get(s["name"], 0)}, s
+
+
+def test_a_closed_shard_gets_no_new_org_and_refuses_one_asked_for():
+    # The shard the rule would pick next (fewest orgs, then first by name) is closed.
+    counts = shard_counts()
+    closed = min(SHARDS, key=lambda s: (counts.get(s, 0), s))
+    other = next(s for s in SHARDS if s != closed)
+    before = len(shard_audit(closed))
+    out = admin("set-shard", closed, "--closed")
+    try:
+        assert (out["name"], out["state"], out["changed"]) == (closed, "closed", True)
+        assert [s["state"] for s in admin("list-shards")["shards"] if s["name"] == closed] == ["closed"]
+        again = admin("set-shard", closed, "--closed")
+        assert again["changed"] is False
+        rows = shard_audit(closed)
+        assert len(rows) == before + 1, "one audit row per change, none for a repeat"
+        assert json.loads(rows[-1]["detail"]) == {"actor": "operator", "shard": closed, "state": "closed"}
+        # Though it holds the fewest orgs, nothing is placed on it.
+        placed = [new_org(f"Placed while {closed} is closed {i}") for i in range(3)]
+        for org in placed:
+            assert shard_of(org.id) != closed
+            rows = data_rows(org.id)
+            assert rows[closed] == [] and sum(len(r) for r in rows.values()) == 1, rows
+        # Asking for it is refused and writes nothing.
+        orgs_before = shard_counts()
+        refused = run_admin("create-org", "--name", "Refused org", "--shard", closed, "--persist-to", PERSIST, "--json")
+        assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+        error = json.loads(refused.stderr)["error"]
+        assert error["code"] == "CONFLICT" and f"shard {closed} is closed" in error["message"], error
+        assert d1("SELECT id FROM orgs WHERE name = 'Refused org'") == []
+        assert d1("SELECT id FROM orgs WHERE name = 'Refused org'", db=closed) == []
+        assert shard_counts() == orgs_before
+        # The other shards still take orgs when asked for.
+        assert shard_of(new_org("Still placed", shard=other).id) == other
+    finally:
+        reopened = admin("set-shard", closed, "--open")
+    assert (reopened["state"], reopened["changed"]) == ("open", True)
+    assert json.loads(shard_audit(closed)[-1]["detail"])["state"] == "open"
+
+
+def test_create_org_with_shard_writes_the_directory_row_and_the_data_row_on_that_shard():
+    for shard in SHARDS:
+        out = admin("create-org", "--name", f"Explicit {shard}", "--shard", shard)
+        assert out["shard"] == shard and out["key"].startswith("ck_live_")
+        org_id = out["org_id"]
+        (entry,) = d1(f"SELECT name, shard, created_at FROM orgs WHERE id = {sql_str(org_id)}")
+        assert (entry["name"], entry["shard"]) == (f"Explicit {shard}", shard)
+        assert shard_of(org_id) == shard
+        rows = data_rows(org_id)
+        assert rows[shard] == [{"id": org_id, "name": f"Explicit {shard}"}]
+        assert all(r == [] for s, r in rows.items() if s != shard), rows
+        actions = sorted(r["action"] for r in d1(f"SELECT action FROM audit_log WHERE org_id = {sql_str(org_id)}",
+                                                 db=shard))
+        assert actions == ["key.created", "org.created"]
+        assert d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE org_id = {sql_str(org_id)}")[0]["n"] == 0, \
+            "an org's audit rows are on its shard, not in the directory"
+        # The org works through the API on its shard.
+        r, _ = call("GET", "/v1/org", key=out["key"])
+        assert r.status_code == 200, r.text
+        assert admin("show-org", "--org", org_id)["shard"] == shard
+
+
+def test_create_org_places_on_the_open_shard_with_the_fewest_orgs():
+    counts, states = shard_counts(), shard_states()
+    open_shards = [s for s in SHARDS if states.get(s, "open") == "open"]
+    expected = min(open_shards, key=lambda s: (counts.get(s, 0), s))
+    org = new_org("Placed by the rule")
+    assert shard_of(org.id) == expected
+    assert shard_counts()[expected] == counts.get(expected, 0) + 1
+
+
+def test_unknown_shards_are_refused_with_exit_1():
+    for args in (["create-org", "--name", "Nowhere", "--shard", "DATA_99"], ["set-shard", "DATA_99", "--closed"]):
+        out = run_admin(*args, "--persist-to", PERSIST, "--json")
+        assert out.returncode == 1 and out.stdout == "", (args, out.stderr)
+        error = json.loads(out.stderr)["error"]
+        assert error["code"] == "NOT_FOUND" and "DATA_99" in error["message"], (args, error)
+    assert d1("SELECT id FROM orgs WHERE name = 'Nowhere'") == []
+    assert d1("SELECT name FROM shards WHERE name = 'DATA_99'") == []
+
+
+def test_bad_usage_of_the_shard_commands_exits_2():
+    cases = [
+        (["set-shard", SHARDS[0]], {}),
+        (["set-shard", SHARDS[0], "--open", "--closed"], {}),
+        (["set-shard", "data_1", "--open"], {}),
+        (["set-shard", "--closed"], {}),
+        (["list-shards", "extra"], {}),
+        (["create-org", "--name", "Bad shard", "--shard", "DB"], {}),
+        (["move-org", "--org", ABSENT_ORG], {}),
+        (["move-org", "--org", ABSENT_ORG, "--to", "DATA-2"], {}),
+        (["move-org", "--org", ABSENT_ORG, "--to", SHARDS[-1], "--bogus"], {}),
+        (["move-org", "--org", ABSENT_ORG, "--to", SHARDS[-1]], {"INTERLOG_URL": ""}),
+    ]
+    for args, env in cases:
+        out = run_admin(*args, "--persist-to", PERSIST, env=env)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.startswith("error: ") and "--help" in out.stderr and out.stdout == "", (args, out.stderr)
+    assert d1("SELECT id FROM orgs WHERE name = 'Bad shard'") == []
+
+
+def test_move_org_ends_with_the_workers_error_for_an_unknown_org_or_a_wrong_pepper():
+    org = new_org("Operator move refusals")
+    target = next(s for s in SHARDS if s != shard_of(org.id))
+    for args, env, code in [
+        (["--org", ABSENT_ORG, "--to", target], {}, "NOT_FOUND"),
+        (["--org", org.id, "--to", target], {"INTERLOG_PEPPER": "x" * 64}, "UNAUTHORIZED"),
+        (["--org", org.id, "--to", "DATA_99"], {}, "VALIDATION_FAILED"),
+    ]:
+        out = run_admin("move-org", *args, "--json", env=env)
+        assert out.returncode == 1 and out.stdout == "", (args, out.stderr)
+        error = json.loads(out.stderr.splitlines()[-1])["error"]
+        assert error["code"] == code and error["message"], (args, error)
+    # Nothing moved, nothing started.
+    assert shard_of(org.id) != target
+    assert d1(f"SELECT org_id FROM org_moves WHERE org_id = {sql_str(org.id)}") == []
+
+
+def test_show_org_shows_a_move_in_progress():
+    org = new_org("Operator move shown")
+    source = shard_of(org.id)
+    target = next(s for s in SHARDS if s != source)
+    now = int(time.time() * 1000)
+    progress = json.dumps({"table": 0, "copied": {"interactions": 200}, "attempt": 2})
+    # A move row as the Worker keeps it between steps (no step runs for this org).
+    d1("INSERT INTO org_moves (org_id, from_shard, to_shard, phase, progress, started_at, updated_at) VALUES "
+       f"({sql_str(org.id)}, {sql_str(source)}, {sql_str(target)}, 'copying', {sql_str(progress)}, {now}, {now})")
+    try:
+        shown = admin("show-org", "--org", org.id)
+    finally:
+        d1(f"DELETE FROM org_moves WHERE org_id = {sql_str(org.id)}")
+    assert shown["shard"] == source
+    move = shown["move"]
+    assert (move["from"], move["to"], move["phase"]) == (source, target, "copying")
+    assert move["table"] in DATA_TABLES, move  # the first table copied
+    assert (move["copied"], move["attempt"], move["done"]) == ({"interactions": 200}, 2, False)
+    assert move["started_at"].endswith("Z")
+    assert "move" not in admin("show-org", "--org", org.id)

@@ -52,7 +52,7 @@ def config_for(d: Deployment):
         block = re.compile(rf'(binding = "{binding}"\n(?:[^\[\n][^\n]*\n)*?secret_name = )"[^"]*"')
         text, n = block.subn(rf'\1"{secret}"', text, count=1)
         assert n == 1, binding
-    text = text.replace('main = "build/index.js"', 'main = "index.js"').replace('migrations_dir = "migrations"', 'migrations_dir = "../migrations"')
+    text = text.replace('main = "build/index.js"', 'main = "index.js"').replace('migrations_dir = "migrations/', 'migrations_dir = "../migrations/')
     # Paths in a config are relative to it: it is written into build/.
     text = text.replace('directory = "console/dist"', 'directory = "../console/dist"')
     text = re.sub(r"\[build\]\n(?:[^\[\n][^\n]*\n)*", "", text)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BASE, FLOOR_S, ROOT, WRANGLER, call, d1, random_ip, sql_str
+from conftest import BASE, FLOOR_S, ROOT, WRANGLER, call, d1, org_d1, random_ip, sql_str
 
 L1_LIMIT = 60
 
@@ -46,6 +46,7 @@ def test_ratelimit_429_l1_per_ip():
     assert elapsed >= FLOOR_S
     # The denial is audited once per client and minute, not once per request.
     assert call("GET", "/v1/org", ip=ip)[0].status_code == 429
+    # An L1 denial has no org: its row is in the directory.
     rows = d1(f"SELECT action, reason, org_id FROM audit_log WHERE action = 'rate_limited' AND ip = {sql_str(ip)}")
     assert rows == [{"action": "rate_limited", "reason": "l1", "org_id": None}]
     # Another address still passes; health is never limited.
@@ -100,7 +101,8 @@ def test_ratelimit_l1_48_stops_a_wrong_secret_flood_from_one_48():
     refused = [r for r in answers if r.status_code == 429]
     print(f"flood: {FLOOD} requests in {took:.1f} s: {statuses.count(401)} x 401, {len(refused)} x 429; "
           f"victim checks: {len(checks)}")
-    rows = d1(f"SELECT COUNT(*) AS n FROM audit_log WHERE org_id = {sql_str(org.id)} AND prefix = {sql_str(org.prefix)}")
+    rows = org_d1(org.id,
+                  f"SELECT COUNT(*) AS n FROM audit_log WHERE org_id = {sql_str(org.id)} AND prefix = {sql_str(org.prefix)}")
     print(f"audit rows for the prefix: {rows[0]['n']}")
     assert rows[0]["n"] <= 40, rows
     assert set(statuses) <= {401, 429}, {s: statuses.count(s) for s in set(statuses)}
@@ -247,7 +249,7 @@ def test_ratelimit_l2_budget_restored_after_restart():
             list(ex.map(lambda _: server.get("/v1/interactions?limit=1", key=org["key"]), range(used)))
         # The alarm checkpoints the windows within its delay (5 s): wait for
         # the rows to show every admission, not for a fixed time.
-        wait_until(lambda: server.d1("SELECT SUM(count) AS n FROM rate_limits")[0]["n"] == used, 30,
+        wait_until(lambda: server.org_d1(org["org_id"], "SELECT SUM(count) AS n FROM rate_limits")[0]["n"] == used, 30,
                    f"the L2 checkpoint of all {used} admissions")
         server.stop()
         server.start()

@@ -1,6 +1,7 @@
 """Retention by Durable Object alarms (issue 6).
 
-Rows of every table are seeded straight into the local D1 at ages just inside
+Rows of every table are seeded straight into the local D1 (an org's rows on
+its data shard, org-less audit rows in the directory) at ages just inside
 and just outside their period; the alarms (every 2 s here, 300 ms while work
 remains: SERVER_VARS) must delete exactly the expired ones — in each armed
 org, for org-less audit rows — and touch nothing else. An org's alarm is
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ADMIN, ROOT, WRANGLER, Org, random_ip, sql_str, wait_until
+from conftest import ADMIN, ROOT, SHARDS, WRANGLER, Org, d1_bindings, random_ip, sql_str, wait_until
 
 # The settings of this module's servers (the shared one and the restart test's).
 SERVER_VARS = {
@@ -88,7 +89,21 @@ def _shared_server():
 
 
 def db(sql: str) -> list:
+    """SQL on the directory of this module's server."""
     return shared().d1(sql)
+
+
+def org_db(org_id: str, sql: str) -> list:
+    """SQL on the data shard of `org_id` on this module's server."""
+    return shared().org_d1(org_id, sql)
+
+
+def seed_into(server: "LocalServer", org_id: str | None, sql: str) -> None:
+    """Runs seed()'s SQL where its rows live: the org's shard, or the directory."""
+    if org_id is None:
+        server.d1(sql)
+    else:
+        server.org_d1(org_id, sql)
 
 
 def new_org(name: str) -> Org:
@@ -188,16 +203,26 @@ def seed(org_id: str | None, tag: str, now: int) -> tuple[str, set, set]:
     return "; ".join(stmts), out, keep
 
 
-def present_sql(run: str) -> str:
+def present_sql(run: str, shard: bool) -> str:
+    """The seeded rows of `run` left in a data shard (`shard`) or the directory
+    (which holds audit rows only)."""
     like = sql_str(run + "%")
+    audit = f"SELECT 'audit_log' AS t, request_id AS k FROM audit_log WHERE request_id LIKE {like}"
+    if not shard:
+        return audit
     return (f"SELECT 'interactions' AS t, id AS k FROM interactions WHERE id LIKE {like} "
             f"UNION ALL SELECT 'rate_limits', prefix FROM rate_limits WHERE prefix LIKE {like} "
-            f"UNION ALL SELECT 'audit_log', request_id FROM audit_log WHERE request_id LIKE {like} "
+            f"UNION ALL {audit} "
             f"UNION ALL SELECT 'alerts', id FROM alerts WHERE id LIKE {like}")
 
 
-def present(run: str, query=db) -> set:
-    return {(r["t"], r["k"]) for r in query(present_sql(run))}
+def present(run: str, server: "LocalServer | None" = None) -> set:
+    """The seeded rows of `run` left in the directory and every data shard."""
+    s = server or shared()
+    found = s.d1(present_sql(run, shard=False))
+    for shard in SHARDS:
+        found += s.d1(present_sql(run, shard=True), shard)
+    return {(r["t"], r["k"]) for r in found}
 
 
 def run_after(key: str, after: str, base: str | None = None):
@@ -207,11 +232,15 @@ def run_after(key: str, after: str, base: str | None = None):
     return last if last and last["complete"] and last["at"] > after else None
 
 
-def key_counts(org_ids: list[str], query=db) -> dict:
+def key_counts(org_ids: list[str]) -> dict:
+    """The orgs' directory rows and keys, and their rows of settings on the shards."""
     ids = ", ".join(sql_str(o) for o in org_ids)
-    rows = query(f"SELECT 'orgs' AS t, COUNT(*) AS n FROM orgs WHERE id IN ({ids}) "
-                 f"UNION ALL SELECT 'api_keys', COUNT(*) FROM api_keys WHERE org_id IN ({ids})")
-    return {r["t"]: r["n"] for r in rows}
+    rows = db(f"SELECT 'orgs' AS t, COUNT(*) AS n FROM orgs WHERE id IN ({ids}) "
+              f"UNION ALL SELECT 'api_keys', COUNT(*) FROM api_keys WHERE org_id IN ({ids})")
+    counts = {r["t"]: r["n"] for r in rows}
+    counts["shard orgs"] = sum(shared().d1(f"SELECT COUNT(*) AS n FROM orgs WHERE id IN ({ids})", shard)[0]["n"]
+                               for shard in SHARDS)
+    return counts
 
 
 @pytest.mark.claim("posture.measured-retention", "posture.retention", "threat.over-retention")
@@ -221,9 +250,10 @@ def test_retention_alarm_deletes_exactly_expired_rows():
     before = key_counts([a.id, b.id, c.id])
 
     now = now_ms()
-    parts = [seed(a.id, f"{run}_a", now), seed(b.id, f"{run}_b", now), seed(c.id, f"{run}_c", now),
-             seed(None, f"{run}_n", now)]
-    db("; ".join(p[0] for p in parts))
+    owners = [a.id, b.id, c.id, None]
+    parts = [seed(owner, f"{run}_{tag}", now) for owner, tag in zip(owners, "abcn")]
+    for owner, part in zip(owners, parts):
+        seed_into(shared(), owner, part[0])
     seeded = iso(now_ms())
     out_armed = parts[0][1] | parts[1][1] | parts[3][1]
     everything = set().union(*(p[1] | p[2] for p in parts))
@@ -276,9 +306,9 @@ def test_retention_row_exactly_at_the_cutoff_is_kept():
     o = sql_str(org.id)
     t0 = now_ms()
     lo, hi = months_before(t0, 24) - 2_000, months_before(t0 + 60_000, 24)
-    db(f"WITH RECURSIVE n(t) AS (SELECT {lo} UNION ALL SELECT t + 1 FROM n WHERE t < {hi}) "
-       f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at) "
-       f"SELECT {o}, printf('edge_%d', t), 'retention.edge', t, t FROM n")
+    org_db(org.id, f"WITH RECURSIVE n(t) AS (SELECT {lo} UNION ALL SELECT t + 1 FROM n WHERE t < {hi}) "
+                   f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at) "
+                   f"SELECT {o}, printf('edge_%d', t), 'retention.edge', t, t FROM n")
     seeded = iso(now_ms())
     get_org(org.key)  # arms the alarm
 
@@ -288,7 +318,7 @@ def test_retention_row_exactly_at_the_cutoff_is_kept():
         first = run_after(org.key, seeded)
         if first is None:
             return None
-        oldest = db(f"SELECT MIN(received_at) AS t FROM interactions WHERE org_id = {o}")[0]["t"]
+        oldest = org_db(org.id, f"SELECT MIN(received_at) AS t FROM interactions WHERE org_id = {o}")[0]["t"]
         if get_org(org.key)["last_retention_run"] != first:
             return None
         cutoff = months_before(at_ms(first["at"]), 24)
@@ -346,16 +376,16 @@ def test_retention_alarm_volume_20000_in_bounded_runs():
     half = total // 2
     # Two statements of 10,000 rows each, received between 25 months and a few days before the cutoff.
     for start in (0, half):
-        db(f"WITH RECURSIVE n(i) AS (SELECT {start + 1} UNION ALL SELECT i + 1 FROM n WHERE i < {start + half}) "
-           f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at, content) "
-           f"SELECT {o}, printf('{run}_v%06d', i), 'retention.volume', {c - DAY} - i * 10000, "
-           f"{c - MINUTE} - i * 10000, 'expired' FROM n")
-    db(f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at) VALUES "
-       + ", ".join(f"({o}, '{run}_keep{i}', 'retention.volume', {c + 10 * MINUTE + i}, {c + 10 * MINUTE + i})"
-                   for i in range(5)))
+        org_db(org.id, f"WITH RECURSIVE n(i) AS (SELECT {start + 1} UNION ALL SELECT i + 1 FROM n WHERE i < {start + half}) "
+                       f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at, content) "
+                       f"SELECT {o}, printf('{run}_v%06d', i), 'retention.volume', {c - DAY} - i * 10000, "
+                       f"{c - MINUTE} - i * 10000, 'expired' FROM n")
+    org_db(org.id, f"INSERT OR IGNORE INTO interactions (org_id, id, type, occurred_at, received_at) VALUES "
+           + ", ".join(f"({o}, '{run}_keep{i}', 'retention.volume', {c + 10 * MINUTE + i}, {c + 10 * MINUTE + i})"
+                       for i in range(5)))
     count_sql = (f"SELECT SUM(received_at < {c}) AS expired, SUM(received_at >= {c}) AS kept "
                  f"FROM interactions WHERE org_id = {o}")
-    assert db(count_sql) == [{"expired": total, "kept": 5}]
+    assert org_db(org.id, count_sql) == [{"expired": total, "kept": 5}]
     seeded = iso(now_ms())
     server_log = shared().log_path
     log_offset = server_log.stat().st_size if server_log.exists() else 0
@@ -372,7 +402,7 @@ def test_retention_alarm_volume_20000_in_bounded_runs():
             if last["complete"] and sum(last["deleted"].values()) == 0:
                 break
         time.sleep(0.2)
-    assert db(count_sql) == [{"expired": 0, "kept": 5}]
+    assert org_db(org.id, count_sql) == [{"expired": 0, "kept": 5}]
     for s in seen.values():
         assert sum(s["deleted"].values()) <= MAX_ROWS_PER_RUN, s
 
@@ -410,12 +440,14 @@ class LocalServer:
         self.proc = None
         self.url = None
         self.log_path = self.state / "wrangler.log"
+        self.shards: dict[str, str] = {}  # org id -> its data shard
         config = (ROOT / "wrangler.toml").read_text()
         store = re.search(r'^store_id\s*=\s*"([^"]+)"', config, re.M).group(1)
         name = re.search(r'^secret_name\s*=\s*"([^"]+)"', config, re.M).group(1)
         self._run([WRANGLER, "secrets-store", "secret", "create", store, "--name", name, "--value", self.pepper,
                    "--scopes", "workers", "--persist-to", str(self.persist)])
-        self._run([WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", str(self.persist)])
+        for binding in d1_bindings():  # the directory and every data shard
+            self._run([WRANGLER, "d1", "migrations", "apply", binding, "--local", "--persist-to", str(self.persist)])
 
     def _run(self, args: list[str], env: dict | None = None) -> str:
         out = subprocess.run(args, cwd=ROOT, env=env or wrangler_env(), capture_output=True, text=True, timeout=180)
@@ -448,12 +480,22 @@ class LocalServer:
             self.proc.wait(timeout=30)
         self.proc = None
 
-    def d1(self, sql: str) -> list:
+    def d1(self, sql: str, db: str = "DB") -> list:
+        """SQL on one database of this server (binding `db`)."""
         def once(q: str) -> list:
-            out = self._run([WRANGLER, "d1", "execute", "DB", "--local", "--persist-to", str(self.persist), "--json",
+            out = self._run([WRANGLER, "d1", "execute", db, "--local", "--persist-to", str(self.persist), "--json",
                              "--command", q])
             return json.loads(out)[0]["results"]
         return retrying(once)(sql)
+
+    def org_d1(self, org_id: str, sql: str) -> list:
+        """SQL on the data shard the directory places `org_id` on (looked up
+        once: nothing here moves an org, and the boundary test reads between
+        two alarm runs, so one `wrangler d1 execute` per read)."""
+        if org_id not in self.shards:
+            (row,) = self.d1(f"SELECT shard FROM orgs WHERE id = {sql_str(org_id)}")
+            self.shards[org_id] = row["shard"]
+        return self.d1(sql, self.shards[org_id])
 
     def new_org(self, name: str) -> tuple[str, str]:
         out = self._run([ADMIN, "create-org", "--name", name, "--persist-to", str(self.persist)],
@@ -488,10 +530,11 @@ def test_retention_alarm_fires_after_restart(own_server):
     run = "ret" + secrets.token_hex(4)
     now = now_ms()
     parts = [seed(org_id, f"{run}_a", now), seed(None, f"{run}_n", now)]
-    s.d1("; ".join(p[0] for p in parts))
+    seed_into(s, org_id, parts[0][0])
+    seed_into(s, None, parts[1][0])
     out = parts[0][1] | parts[1][1]
     keep = parts[0][2] | parts[1][2]
-    assert present(run, s.d1) == out | keep
+    assert present(run, s) == out | keep
     # Down past the alarms' next time (at most one interval after the last run).
     overdue = stopped + int(SERVER_VARS["RETENTION_INTERVAL_MS"]) + 500
     wait_until(lambda: now_ms() > overdue, 10, "the alarms' next time to pass while the server is down")
@@ -500,9 +543,9 @@ def test_retention_alarm_fires_after_restart(own_server):
     s.start()
     # Without any request: the overdue alarms must fire on their own (nothing
     # here reaches the server; `present` reads D1 through wrangler).
-    wait_until(lambda: not (present(run, s.d1) & out), 30,
+    wait_until(lambda: not (present(run, s) & out), 30,
                "the overdue alarms to fire on their own after the restart and delete the expired rows")
-    assert present(run, s.d1) == keep
+    assert present(run, s) == keep
 
     def logged():
         log = s.log_path.read_text()[log_offset:]
@@ -512,4 +555,4 @@ def test_retention_alarm_fires_after_restart(own_server):
     # And they keep firing: another complete run of the org's alarm after the cleanup.
     cleaned = iso(now_ms())
     wait_until(lambda: run_after(key, cleaned, s.url), 15, "one more run of the org's alarm")
-    assert present(run, s.d1) == keep
+    assert present(run, s) == keep

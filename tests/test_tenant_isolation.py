@@ -1,11 +1,40 @@
 """Tenant isolation matrix: org B's keys on org A's ids, filters and cursors
-never see A's data."""
+never see A's data. The matrix runs twice: with both orgs on one data shard,
+and with the two orgs on different shards."""
 
 import uuid
 
 import pytest
 
-from conftest import call, post_json
+from conftest import Keys, call, new_org, post_json, scoped_key, shard_of
+
+# (case, shard of org A, shard of org B)
+PLACEMENTS = [("same-shard", "DATA_1", "DATA_1"), ("different-shards", "DATA_1", "DATA_2")]
+
+
+@pytest.fixture(scope="module", params=PLACEMENTS, ids=[p[0] for p in PLACEMENTS])
+def placement(request):
+    case, shard_a, shard_b = request.param
+    orgs = [new_org(f"Isolation {case} {n}", shard=s) for n, s in (("A", shard_a), ("B", shard_b))]
+    assert [shard_of(o.id) for o in orgs] == [shard_a, shard_b], case
+    return case, [Keys(o, scoped_key(o, "ingest"), scoped_key(o, "read"), o.key) for o in orgs]
+
+
+# These shadow the session-wide orgs of conftest.py: each case has its own pair.
+@pytest.fixture(scope="module")
+def keys_a(placement):
+    return placement[1][0]
+
+
+@pytest.fixture(scope="module")
+def keys_b(placement):
+    return placement[1][1]
+
+
+def test_tenant_isolation_orgs_are_placed_as_the_case_says(placement, keys_a, keys_b):
+    case, _ = placement
+    a, b = shard_of(keys_a.org.id), shard_of(keys_b.org.id)
+    assert (a == b) == (case == "same-shard"), (case, a, b)
 
 
 @pytest.fixture(scope="module")

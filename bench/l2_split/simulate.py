@@ -421,8 +421,8 @@ def busiest_share(events, home):
 
 
 def row_bytes(n, content_bytes):
-    """Bytes per interaction row: every migration applied to SQLite (D1 is
-    SQLite), N rows of bench/ingest.py's shape inserted for one org, file
+    """Bytes per interaction row: every data-shard migration applied to SQLite
+    (D1 is SQLite), N rows of bench/ingest.py's shape inserted for one org, file
     size (pages in use) divided by N. `content_bytes` > 0 pads `content` to
     that length (the default shape's content is ~67 B)."""
 
@@ -432,7 +432,7 @@ def row_bytes(n, content_bytes):
 
     with tempfile.TemporaryDirectory() as d:
         db = sqlite3.connect(str(Path(d) / "rows.sqlite"), isolation_level=None)
-        for m in sorted((ROOT / "migrations").glob("*.sql")):
+        for m in sorted((ROOT / "migrations" / "data").glob("*.sql")):
             db.executescript(m.read_text())
         org = "org_" + "0" * 26
         now = 1_790_000_000_000
@@ -459,7 +459,7 @@ def row_bytes(n, content_bytes):
         except sqlite3.OperationalError:
             per_index = {}
         db.close()
-    print(f"rows: {n}  sqlite {sqlite3.sqlite_version}  migrations: {len(list((ROOT / 'migrations').glob('*.sql')))}")
+    print(f"rows: {n}  sqlite {sqlite3.sqlite_version}  data migrations: {len(list((ROOT / 'migrations' / 'data').glob('*.sql')))}")
     print(f"file (pages in use): {size:,} B  = {size / n:.0f} B/row")
     print(f"quota bytes counted by the trigger (text columns only): {used / n:.0f} B/row")
     for name, b in sorted(per_index.items(), key=lambda x: -(x[1] or 0)):

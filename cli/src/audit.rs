@@ -19,10 +19,11 @@ pub fn detail(fields: Value) -> Value {
     Value::Object(out)
 }
 
-/// An INSERT of one audit row of `org` at `at`, written only when `only_if`
-/// (an SQL condition) holds, if given.
+/// An INSERT of one audit row of `org` (`None`: an org-less row of the
+/// directory) at `at`, written only when `only_if` (an SQL condition) holds,
+/// if given.
 pub fn insert(
-    org: &OrgId,
+    org: Option<&OrgId>,
     action: AuditAction,
     prefix: Option<&str>,
     fields: Value,
@@ -32,7 +33,7 @@ pub fn insert(
     format!(
         "INSERT INTO audit_log (org_id, at, action, reason, prefix, ip, request_id, detail, count, first_at, last_at) \
          SELECT {}, {at}, {}, NULL, {}, NULL, NULL, {}, 1, {at}, {at}{};",
-        lit(org.as_str()),
+        opt_lit(org.map(OrgId::as_str)),
         lit(action.as_str()),
         opt_lit(prefix),
         lit(&detail(fields).to_string()),
@@ -48,12 +49,14 @@ mod tests {
     #[test]
     fn rows_name_the_operator_and_escape_their_detail() {
         let org = OrgId::generate(1, &[1; interlog_core::ids::ID_ENTROPY_BYTES]);
-        let sql = insert(&org, AuditAction::KeyRevoked, Some("ABCDEFGH"), json!({ "name": "O'Brien" }), 5, None);
+        let sql = insert(Some(&org), AuditAction::KeyRevoked, Some("ABCDEFGH"), json!({ "name": "O'Brien" }), 5, None);
         assert!(sql.contains("'key.revoked'"));
         assert!(sql.contains(r#"'{"actor":"operator","name":"O''Brien"}'"#), "{sql}");
         assert!(sql.ends_with("1, 5, 5;"));
-        let when = insert(&org, AuditAction::QuotaSet, None, json!({}), 5, Some("changes() > 0"));
+        let when = insert(Some(&org), AuditAction::QuotaSet, None, json!({}), 5, Some("changes() > 0"));
         assert!(when.ends_with("1, 5, 5 WHERE changes() > 0;"), "{when}");
         assert!(when.contains(", NULL, NULL, NULL, '{\"actor\":\"operator\"}'"));
+        let orgless = insert(None, AuditAction::ShardStateSet, None, json!({ "shard": "DATA_2" }), 5, None);
+        assert!(orgless.contains("SELECT NULL, 5, 'shard.state_set', NULL, NULL,"), "{orgless}");
     }
 }

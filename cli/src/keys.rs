@@ -8,13 +8,14 @@ use crate::d1::{self, lit};
 use crate::fail::Failure;
 use crate::material::{now_ms, pepper, random};
 use crate::reconcile;
+use crate::shards;
 use interlog_core::audit::AuditAction;
 use interlog_core::auth::{KeyState, KeyStatus};
 use interlog_core::key::ENTROPY_BYTES;
 use interlog_core::keyring::KeyRing;
 use interlog_core::keys::{self, KeyRecord};
 use interlog_core::timefmt::parse_rfc3339;
-use interlog_core::{ApiKey, KeyPrefix, OrgId, Scope, Scopes};
+use interlog_core::{ApiKey, KeyPrefix, OrgId, Pepper, Scope, Scopes};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -51,36 +52,68 @@ pub struct NewKey<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// Inserts a new key (retrying on the rare prefix collision) between
-/// `before` statements and its `key.created` audit row, all in one
-/// `wrangler d1 execute`. Returns the plaintext key.
-pub fn insert_key(g: &Global, before: &str, new: &NewKey<'_>, now: i64) -> Result<ApiKey, Failure> {
+/// A fresh key.
+pub fn generate_key() -> Result<ApiKey, Failure> {
+    Ok(ApiKey::from_entropy(&random::<ENTROPY_BYTES>()?))
+}
+
+/// The directory INSERT of a new key, written only if its org is in the
+/// directory.
+pub fn key_insert_sql(new: &NewKey<'_>, key: &ApiKey, pepper: &Pepper, now: i64) -> String {
+    let org = lit(new.org.as_str());
+    format!(
+        "INSERT INTO api_keys (prefix, org_id, name, scopes, hash, pepper_version, state, created_at, expires_at) \
+         SELECT {}, {org}, {}, {}, {}, {}, 'active', {now}, {} WHERE EXISTS (SELECT 1 FROM orgs WHERE id = {org});",
+        lit(key.prefix().as_str()),
+        lit(new.name),
+        lit(&new.scopes.to_db()),
+        lit(&pepper.digest(key).to_hex()),
+        pepper.version(),
+        new.expires_at.map_or("NULL".into(), |e| e.to_string()),
+    )
+}
+
+/// The `key.created` audit row of a new key (on the org's shard).
+pub fn key_audit_sql(new: &NewKey<'_>, prefix: &KeyPrefix, now: i64) -> String {
+    let detail = json!({
+        "name": new.name,
+        "scopes": new.scopes,
+        "expires_at": new.expires_at.map(interlog_core::timefmt::rfc3339),
+    });
+    audit::insert(Some(new.org), AuditAction::KeyCreated, Some(prefix.as_str()), detail, now, None)
+}
+
+/// Deletes a key that was never shown (its audit row could not be written).
+fn forget_key_sql(org: &OrgId, prefix: &KeyPrefix) -> String {
+    format!("DELETE FROM api_keys WHERE org_id = {} AND prefix = {};", lit(org.as_str()), lit(prefix.as_str()))
+}
+
+/// Inserts a new key in the directory (retrying on the rare prefix
+/// collision), reading the org's shard in the same batch, then writes its
+/// `key.created` audit row on that shard; if that fails, the key is deleted
+/// again (it was never shown). Returns the plaintext key.
+pub fn insert_key(g: &Global, new: &NewKey<'_>, now: i64) -> Result<ApiKey, Failure> {
     let pepper = pepper()?;
     for _ in 0..5 {
-        let key = ApiKey::from_entropy(&random::<ENTROPY_BYTES>()?);
-        let prefix = key.prefix();
-        let detail = json!({
-            "name": new.name,
-            "scopes": new.scopes,
-            "expires_at": new.expires_at.map(interlog_core::timefmt::rfc3339),
-        });
-        let sql = format!(
-            "{before}INSERT INTO api_keys (prefix, org_id, name, scopes, hash, pepper_version, state, created_at, expires_at) \
-             VALUES ({}, {}, {}, {}, {}, {}, 'active', {now}, {}); {}",
-            lit(prefix.as_str()),
-            lit(new.org.as_str()),
-            lit(new.name),
-            lit(&new.scopes.to_db()),
-            lit(&pepper.digest(&key).to_hex()),
-            pepper.version(),
-            new.expires_at.map_or("NULL".into(), |e| e.to_string()),
-            audit::insert(new.org, AuditAction::KeyCreated, Some(prefix.as_str()), detail, now, None),
-        );
-        match d1::execute(g, &sql) {
-            Ok(_) => return Ok(key),
-            Err(e) if keys::is_prefix_collision(&e.message) => {}
+        let key = generate_key()?;
+        let sql = format!("{} {}", key_insert_sql(new, &key, &pepper, now), shards::shard_of_sql(new.org));
+        let out = match d1::execute(g, &sql) {
+            Ok(out) => out,
+            Err(e) if keys::is_prefix_collision(&e.message) => continue,
             Err(e) => return Err(e),
+        };
+        let rows = d1::rows(&out, -1)?;
+        let row = rows.first().ok_or_else(|| Failure::not_found(format!("no org {}", new.org)))?;
+        let shard = shards::stored(new.org, row["shard"].as_str())?;
+        if let Err(e) = d1::execute_shard(g, &shard, &key_audit_sql(new, &key.prefix(), now)) {
+            let undone = d1::execute(g, &forget_key_sql(new.org, &key.prefix())).is_ok();
+            return Err(Failure::storage(format!(
+                "the key's audit row could not be written on shard {shard}, so the key was {} ({})",
+                if undone { "not created" } else { "left unusable (never shown)" },
+                e.message
+            )));
         }
+        return Ok(key);
     }
     Err(Failure::internal("could not find a free key prefix"))
 }
@@ -98,7 +131,7 @@ pub fn create(g: &Global, a: &CreateKey) -> Result<Value, Failure> {
         Some(t) => Some(parse_rfc3339(t).ok_or("--expires-at must be RFC 3339")?),
     };
     let new = NewKey { org: &org, name: &a.name, scopes, expires_at };
-    let key = insert_key(g, "", &new, now_ms())?;
+    let key = insert_key(g, &new, now_ms())?;
     Ok(json!({ "org_id": org, "key": key.expose_secret(), "prefix": key.prefix() }))
 }
 
@@ -130,22 +163,36 @@ pub fn list(g: &Global, a: &OrgRef) -> Result<Value, Failure> {
     Ok(json!({ "org_id": org, "keys": ring.views(now_ms(), &HashMap::new()) }))
 }
 
-/// The SQL of `revoke-key` at `now`: the revocation (of a key not yet
-/// revoked), its audit row (only when this statement revoked it), the row.
+/// The directory SQL of `revoke-key` at `now`: the revocation (of a key not
+/// yet revoked), the key's row, the org's shard.
 fn revoke_sql(org: &OrgId, prefix: &KeyPrefix, now: i64) -> String {
     let (o, p) = (lit(org.as_str()), lit(prefix.as_str()));
     let this_key = format!("org_id = {o} AND prefix = {p}");
-    let revoked_now = format!("EXISTS (SELECT 1 FROM api_keys WHERE {this_key} AND revoked_at = {now})");
     format!(
         "UPDATE api_keys SET state = 'revoked', revoked_at = {now} WHERE {this_key} AND state <> 'revoked'; \
-         {} SELECT {KEY_COLUMNS}, revoked_at FROM api_keys WHERE {this_key};",
-        audit::insert(org, AuditAction::KeyRevoked, Some(prefix.as_str()), json!({}), now, Some(&revoked_now)),
+         SELECT {KEY_COLUMNS}, revoked_at FROM api_keys WHERE {this_key}; {}",
+        shards::shard_of_sql(org)
     )
 }
 
-/// `revoke-key`: revokes in D1 (authoritative: the revocation holds even if
-/// what follows fails), then tells the running Worker so the org's actor
-/// applies it to the next request. Idempotent: a revoked key is told again.
+/// The shard SQL of `revoke-key`: the `key.revoked` audit row of a key
+/// revoked at `at`, unless the shard has one for it already (a revocation is
+/// audited once, whoever made it and however often the command runs).
+fn revoke_audit_sql(org: &OrgId, prefix: &KeyPrefix, at: i64) -> String {
+    let unaudited = format!(
+        "NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = {} AND action = {} AND prefix = {})",
+        lit(org.as_str()),
+        lit(AuditAction::KeyRevoked.as_str()),
+        lit(prefix.as_str())
+    );
+    audit::insert(Some(org), AuditAction::KeyRevoked, Some(prefix.as_str()), json!({}), at, Some(&unaudited))
+}
+
+/// `revoke-key`: revokes in the directory (authoritative: the revocation
+/// holds even if what follows fails), writes its audit row on the org's
+/// shard, then tells the running Worker so the org's actor applies it to the
+/// next request. Idempotent: a revoked key is told again, and its audit row
+/// written if it is missing.
 pub fn revoke(g: &Global, a: &RevokeKey) -> Result<Value, Failure> {
     let org = org_id(&a.org)?;
     let prefix = KeyPrefix::parse(&a.prefix).map_err(|_| Failure::invalid("--prefix must be a key prefix"))?;
@@ -156,9 +203,18 @@ pub fn revoke(g: &Global, a: &RevokeKey) -> Result<Value, Failure> {
         None => None,
     };
     let now = now_ms();
-    let rows = d1::rows(&d1::execute(g, &revoke_sql(&org, &prefix, now))?, -1)?;
+    let out = d1::execute(g, &revoke_sql(&org, &prefix, now))?;
+    let rows = d1::rows(&out, -2)?;
     let row = rows.first().ok_or_else(|| Failure::not_found(format!("no key {prefix} in org {org}")))?;
     let view = record(row).ok_or_else(|| Failure::internal(format!("unreadable api_keys row {prefix}")))?.view(now);
+    let shard = shards::stored(&org, d1::rows(&out, -1)?.first().and_then(|r| r["shard"].as_str()))?;
+    let revoked_at = row["revoked_at"].as_f64().map_or(now, |t| t as i64);
+    let audited = d1::execute_shard(g, &shard, &revoke_audit_sql(&org, &prefix, revoked_at)).map_err(|e| {
+        Failure::storage(format!(
+            "the key is revoked, but its audit row on shard {shard} was not written ({}); run the command again",
+            e.message
+        ))
+    });
     let mut out = json!({
         "org_id": org,
         "prefix": prefix,
@@ -183,6 +239,7 @@ pub fn revoke(g: &Global, a: &RevokeKey) -> Result<Value, Failure> {
             );
         }
     }
+    audited?;
     Ok(out)
 }
 
@@ -220,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn a_revocation_is_audited_only_when_it_revoked() {
+    fn a_revocation_reads_the_key_and_the_shard_and_is_audited_once() {
         let org = OrgId::generate(1, &[1; interlog_core::ids::ID_ENTROPY_BYTES]);
         let prefix = KeyPrefix::parse("ABCDEFGH").unwrap();
         let sql = revoke_sql(&org, &prefix, 42);
@@ -228,9 +285,31 @@ mod tests {
         assert_eq!(statements.len(), 3, "{sql}");
         assert!(statements[0].starts_with("UPDATE api_keys SET state = 'revoked', revoked_at = 42 WHERE"));
         assert!(statements[0].ends_with("AND state <> 'revoked'"));
-        assert!(statements[1].starts_with("INSERT INTO audit_log"));
-        assert!(statements[1].contains("'key.revoked'") && statements[1].contains("AND revoked_at = 42)"));
-        assert!(statements[2].starts_with("SELECT prefix"));
+        assert!(statements[1].starts_with("SELECT prefix"));
+        assert_eq!(statements[2], format!("SELECT shard FROM orgs WHERE id = '{org}';"));
+        let audit = revoke_audit_sql(&org, &prefix, 40);
+        assert!(audit.starts_with("INSERT INTO audit_log") && audit.contains("'key.revoked'"));
+        assert!(audit.contains(&format!("SELECT '{org}', 40, 'key.revoked', NULL, 'ABCDEFGH'")), "{audit}");
+        assert!(audit.ends_with(&format!(
+            "WHERE NOT EXISTS (SELECT 1 FROM audit_log WHERE org_id = '{org}' AND action = 'key.revoked' \
+             AND prefix = 'ABCDEFGH');"
+        )));
+    }
+
+    #[test]
+    fn a_key_is_inserted_only_for_an_org_of_the_directory() {
+        let org = OrgId::generate(1, &[1; interlog_core::ids::ID_ENTROPY_BYTES]);
+        let pepper = Pepper::new(3, "p".repeat(32)).unwrap();
+        let key = ApiKey::from_entropy(&[7; ENTROPY_BYTES]);
+        let new = NewKey { org: &org, name: "O'Brien", scopes: Scopes::all(), expires_at: Some(9) };
+        let sql = key_insert_sql(&new, &key, &pepper, 5);
+        assert!(sql.starts_with("INSERT INTO api_keys (prefix, org_id"), "{sql}");
+        assert!(sql.contains(&format!("'{}', '{org}', 'O''Brien', 'ingest,read,admin', '", key.prefix())), "{sql}");
+        assert!(sql.contains(", 3, 'active', 5, 9 WHERE EXISTS (SELECT 1 FROM orgs WHERE id = "));
+        assert!(!sql.contains(&key.expose_secret()), "never the key itself");
+        let audit = key_audit_sql(&new, &key.prefix(), 5);
+        assert!(audit.contains("'key.created'") && audit.contains(&format!("'{}'", key.prefix())));
+        assert!(audit.contains(r#""expires_at":"1970-01-01T00:00:00.009Z""#), "{audit}");
     }
 
     #[test]

@@ -55,11 +55,17 @@ pub enum AuditAction {
     /// A webhook's signing secret was rotated (the previous one signs for an overlap).
     #[serde(rename = "webhook.secret_rotated")]
     WebhookSecretRotated,
+    /// The org's data moved to another shard (written on the new one).
+    #[serde(rename = "org.moved")]
+    OrgMoved,
+    /// The operator command opened or closed a shard to new orgs (org-less).
+    #[serde(rename = "shard.state_set")]
+    ShardStateSet,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::AuthFailure,
         AuditAction::AuthForbidden,
         AuditAction::RateLimited,
@@ -77,6 +83,8 @@ impl AuditAction {
         AuditAction::WebhookCreated,
         AuditAction::WebhookDeleted,
         AuditAction::WebhookSecretRotated,
+        AuditAction::OrgMoved,
+        AuditAction::ShardStateSet,
     ];
 
     /// The stored text.
@@ -99,6 +107,8 @@ impl AuditAction {
             AuditAction::WebhookCreated => "webhook.created",
             AuditAction::WebhookDeleted => "webhook.deleted",
             AuditAction::WebhookSecretRotated => "webhook.secret_rotated",
+            AuditAction::OrgMoved => "org.moved",
+            AuditAction::ShardStateSet => "shard.state_set",
         }
     }
 

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod l1;
 pub mod listing;
 pub mod mcp;
+pub mod moving;
 pub mod netaddr;
 pub mod operator;
 pub mod org;
@@ -37,6 +38,7 @@ pub mod retention;
 pub mod routes;
 pub mod sanitize;
 pub mod scope;
+pub mod shard;
 pub mod timefmt;
 pub mod webhook;
 

@@ -12,6 +12,7 @@
 
 use crate::hash::Pepper;
 use crate::ids::OrgId;
+use crate::shard::ShardId;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -30,6 +31,8 @@ pub const BODY_LIMIT: u64 = 1024;
 pub const ACTOR: &str = "operator";
 /// The path of the reconcile call.
 pub const RECONCILE_PATH: &str = "/v1/operator/reconcile";
+/// The path of one step of an org's move between shards.
+pub const MOVE_PATH: &str = "/v1/operator/move";
 
 /// Longest `t=` value read (a Unix ms time has 13 digits until the year 2286).
 const MAX_TIME_DIGITS: usize = 15;
@@ -70,6 +73,37 @@ impl ReconcileRequest {
     }
 
     /// Reads a body; `None` for anything but `{"org_id":"org_…"}`.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// What one call of `POST /v1/operator/move` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveAction {
+    /// Start the move, or take its next step.
+    Step,
+    /// Undo a move that has not switched yet (the copy is deleted).
+    Rollback,
+}
+
+/// The body of `POST /v1/operator/move`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub org_id: OrgId,
+    pub to: ShardId,
+    pub action: MoveAction,
+}
+
+impl MoveRequest {
+    /// The body as the operator command sends it (and signs it).
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a body; `None` for anything but the three fields.
     pub fn parse(body: &[u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
     }

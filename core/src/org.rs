@@ -7,10 +7,10 @@ use crate::timefmt::rfc3339;
 use serde::{Deserialize, Serialize};
 
 /// Stored interactions an org may hold when the operator set no quota of its own.
-/// Also in `migrations/0003_quota.sql` (the trigger that enforces it).
+/// Also in `migrations/data/0001_data.sql` (the trigger that enforces it).
 pub const DEFAULT_QUOTA_ROWS: u64 = 1_000_000;
 /// Stored bytes (see [`OrgUsage`]) an org may hold when the operator set no
-/// quota of its own: 1 GiB. Also in `migrations/0003_quota.sql`.
+/// quota of its own: 1 GiB. Also in `migrations/data/0001_data.sql`.
 pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
 /// Usage at or above this percentage of either quota raises `quota_80`.
 pub const WARNING_PERCENT: u64 = 80;
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn defaults_match_the_enforcing_trigger() {
-        let sql = include_str!("../../migrations/0003_quota.sql");
+        let sql = include_str!("../../migrations/data/0001_data.sql");
         let guard = format!(
             "used_rows > COALESCE(quota_rows, {DEFAULT_QUOTA_ROWS}) OR used_bytes > COALESCE(quota_bytes, {DEFAULT_QUOTA_BYTES})"
         );

@@ -15,10 +15,13 @@ use crate::interaction::{Interaction, NewInteraction};
 use crate::key::KeyPrefix;
 use crate::keys::{KeyMaterial, KeyRequest, KeyView};
 use crate::listing::{AlertFilter, AuditFilter, InteractionFilter};
+use crate::moving::MoveReport;
 use crate::netaddr::ClientIp;
+use crate::operator::MoveAction;
 use crate::org::OrgView;
 use crate::origin::Origin;
 use crate::scope::Scope;
+use crate::shard::ShardId;
 use crate::webhook::{DeliveryView, WebhookView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -74,6 +77,10 @@ pub enum DoRequest {
         /// `src/faults.rs` for the guards that keep it out of production).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         inject_fault: bool,
+        /// Test environment only: the data shard to treat as down for this
+        /// request (an org on it is answered 503; others are untouched).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fail_shard: Option<ShardId>,
         op: Op,
     },
     /// A wrong secret was presented for a prefix of this org: record it
@@ -84,6 +91,9 @@ pub enum DoRequest {
     /// revocations and expiries to the keys held (`KeyRing::reconcile`).
     /// Answered `Outcome::Done`.
     Reconcile { meta: CallMeta },
+    /// One step of moving the org's data to shard `to` (`POST
+    /// /v1/operator/move`, signed). Answered `Outcome::Moved`.
+    Move { meta: CallMeta, to: ShardId, action: MoveAction },
 }
 
 impl DoRequest {
@@ -91,7 +101,7 @@ impl DoRequest {
     pub fn meta(&self) -> &CallMeta {
         match self {
             DoRequest::Serve { meta, .. } | DoRequest::AuthFailure { meta, .. } => meta,
-            DoRequest::Reconcile { meta } => meta,
+            DoRequest::Reconcile { meta } | DoRequest::Move { meta, .. } => meta,
         }
     }
 
@@ -251,6 +261,10 @@ pub enum Outcome {
         webhooks: Vec<WebhookView>,
     },
     Deliveries(Page<DeliveryView>),
+    /// Where a move between shards stands after one step.
+    Moved {
+        report: MoveReport,
+    },
     /// An export may start: its rows follow as the body of the actor's reply
     /// (the header carries this answer), from after `after` in `filter`'s order.
     Export {
@@ -405,7 +419,7 @@ mod tests {
     fn request_roundtrip() {
         let key = VerifiedKey { prefix: prefix(), scope: Scope::Admin, rehash: None };
         for r in [
-            DoRequest::Serve { meta: meta(), key, origin: None, inject_fault: false, op: Op::GetOrg },
+            DoRequest::Serve { meta: meta(), key, origin: None, inject_fault: false, fail_shard: None, op: Op::GetOrg },
             DoRequest::AuthFailure { meta: meta(), prefix: prefix() },
             DoRequest::Reconcile { meta: meta() },
         ] {

@@ -98,6 +98,7 @@ pub fn template(path: &str) -> Option<&'static str> {
         Route::Spec => Some("/v1/openapi.json"),
         Route::Api { endpoint, .. } => Some(endpoint.template()),
         Route::Reconcile => Some(crate::operator::RECONCILE_PATH),
+        Route::Move => Some(crate::operator::MOVE_PATH),
     }
 }
 
@@ -113,6 +114,9 @@ pub enum Route {
     /// `POST /v1/operator/reconcile`: the operator command's signed call (no
     /// API key; `core::operator` checks it), behind L1 and the floor.
     Reconcile,
+    /// `POST /v1/operator/move`: one step of moving an org between data
+    /// shards, signed like `Reconcile`.
+    Move,
 }
 
 fn api(scope: Scope, endpoint: Endpoint) -> Route {
@@ -137,6 +141,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
         }
         "/v1/audit-log" => vec![("GET", api(Scope::Admin, Endpoint::ListAudit))],
         crate::operator::RECONCILE_PATH => vec![("POST", Route::Reconcile)],
+        crate::operator::MOVE_PATH => vec![("POST", Route::Move)],
         "/v1/alerts" => vec![("GET", api(Scope::Read, Endpoint::ListAlerts))],
         "/mcp" => vec![("POST", api(Scope::Read, Endpoint::Mcp))],
         "/v1/interactions" => vec![
@@ -302,6 +307,8 @@ mod tests {
         assert_eq!(resolve("POST", "/v1/keys/A/B/rotate"), Err(ApiError::NotFound));
         assert_eq!(resolve("GET", "/v1/alerts"), Ok(api(Scope::Read, Endpoint::ListAlerts)));
         assert_eq!(resolve("POST", "/v1/operator/reconcile"), Ok(Route::Reconcile));
+        assert_eq!(resolve("POST", "/v1/operator/move"), Ok(Route::Move));
+        assert_eq!(template("/v1/operator/move"), Some("/v1/operator/move"));
         assert_eq!(
             resolve("GET", "/v1/operator/reconcile"),
             Err(ApiError::MethodNotAllowed { allow: vec!["POST".into()] })

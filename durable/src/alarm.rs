@@ -24,7 +24,10 @@ type Res<T> = Result<T, ApiError>;
 /// What an alarm run works on.
 pub struct AlarmCtx<'a> {
     pub state: &'a State,
+    /// The org's data shard.
     pub db: D1Database,
+    /// The directory (keys' `last_used_at`).
+    pub dir: D1Database,
     pub org: &'a OrgId,
     pub cfg: &'a Config,
     pub memory: &'a Memory,
@@ -73,7 +76,7 @@ fn log_run(org: &OrgId, flushed: usize, admissions: u64, retention: Option<serde
 async fn flush_last_used(a: &AlarmCtx<'_>) -> Res<usize> {
     let used: Vec<(KeyPrefix, i64)> =
         a.memory.gate.borrow_mut().as_mut().map(|g| g.unsaved_use.drain().collect()).unwrap_or_default();
-    if let Err(e) = keys::flush_last_used(&a.db, a.org, &used).await {
+    if let Err(e) = keys::flush_last_used(&a.dir, a.org, &used).await {
         if let Some(g) = a.memory.gate.borrow_mut().as_mut() {
             g.unsaved_use.extend(used);
         }

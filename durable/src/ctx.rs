@@ -1,16 +1,19 @@
-//! What every handler of one actor call works with: the org's database, who
-//! asks, the one clock reading of the call, the configuration, the actor's
+//! What every handler of one actor call works with: the org's shard and the
+//! directory, who asks, the one clock reading of the call, the configuration, the actor's
 //! storage and its in-memory access state.
 
 use crate::audit::{self, Asker};
+use interlog_core::access::Effect;
 use interlog_core::access::Gate;
 use interlog_core::audit::AuditEvent;
 use interlog_core::config::Config;
 use interlog_core::org::{OrgUsage, OrgView};
 use interlog_core::protocol::CallMeta;
+use interlog_core::shard::ShardId;
 use interlog_core::{ApiError, OrgId};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use worker::{D1Database, State};
 
 /// The actor's in-memory state: its access gate (keys, origins, L2 windows,
@@ -25,12 +28,46 @@ pub struct Memory {
     pub last_retention: RefCell<Option<Option<serde_json::Value>>>,
     /// Alarm duties marked due since their last run started (`crate::due`).
     pub marked: RefCell<BTreeSet<&'static str>>,
+    /// The org's data shard as the directory names it (`None`: not read yet).
+    pub shard: RefCell<Option<ShardId>>,
+    /// Bumped when the org's data moves to another shard; a stream reading
+    /// the old shard (an export) ends when it changes.
+    pub epoch: Rc<Cell<u32>>,
+    /// While a move copies the org's data: when its write pause ends unless
+    /// renewed (`crate::moving`).
+    pub paused_until: Cell<Option<i64>>,
+    /// Calls and alarm runs using the shard now (a move waits for none).
+    pub busy: Cell<u32>,
+    /// Whether a move step is running (steps never overlap).
+    pub stepping: Cell<bool>,
+    /// Audit and alert effects of refused credentials that arrived while
+    /// writes were paused, written once the pause ends.
+    pub deferred: RefCell<Vec<Effect>>,
+}
+
+/// Counts a call or alarm run as using the org's shard while it lives.
+pub struct Busy<'a>(&'a Cell<u32>);
+
+impl<'a> Busy<'a> {
+    pub fn enter(memory: &'a Memory) -> Self {
+        memory.busy.set(memory.busy.get() + 1);
+        Self(&memory.busy)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 /// One call's context. The gate is borrowed only inside [`Ctx::gate`], never
 /// across an `.await` (calls of one actor interleave at every await).
 pub struct Ctx<'a> {
+    /// The org's data shard.
     pub db: D1Database,
+    /// The directory (keys).
+    pub dir: D1Database,
     pub meta: &'a CallMeta,
     /// The clock, read once when the call arrived.
     pub now: i64,
@@ -42,14 +79,14 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A context over the actor's loaded gate.
     pub fn new(
-        db: D1Database,
+        (db, dir): (D1Database, D1Database),
         meta: &'a CallMeta,
         now: i64,
         cfg: &'a Config,
         state: &'a State,
         memory: &'a Memory,
     ) -> Self {
-        Self { db, meta, now, cfg, state, memory }
+        Self { db, dir, meta, now, cfg, state, memory }
     }
 
     /// The org this call is for (the actor's own: it refused any other).

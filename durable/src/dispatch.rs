@@ -143,6 +143,9 @@ async fn last_retention(ctx: &Ctx<'_>) -> Result<Option<Value>, ApiError> {
 /// `PATCH /v1/org`: stored, remembered (origins), audited, then answered as read.
 async fn update_org(ctx: &Ctx<'_>, by: &Authorized, name: Option<&str>, origins: Option<&[Origin]>) -> Answer {
     let origins_json = org_ops::update(&ctx.db, ctx.org(), name, origins, ctx.now).await?;
+    if let Some(name) = name {
+        org_ops::rename_in_directory(&ctx.dir, ctx.org(), name).await?;
+    }
     ctx.remember_settings(None);
     if let Some(list) = origins {
         ctx.gate(|g| g.origins = list.iter().map(|o| o.to_string()).collect())?;

@@ -19,7 +19,7 @@ pub async fn perform(ctx: &Ctx<'_>, effects: Vec<Effect>) -> Result<(), ApiError
         match effect {
             Effect::Audit(event) => ctx.audit(&event).await,
             Effect::Alert(write) => alert(ctx, &write).await,
-            Effect::Rehash(material) => keys::rehash(&ctx.db, ctx.org(), &material).await?,
+            Effect::Rehash(material) => keys::rehash(&ctx.dir, ctx.org(), &material).await?,
             Effect::Checkpoint => {
                 checkpoint(&ctx.db, ctx.org(), ctx.gate_cell(), ctx.now).await;
             }

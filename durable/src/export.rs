@@ -17,6 +17,9 @@ use interlog_core::{ApiError, OrgId};
 use serde::Deserialize;
 use worker::{D1Database, Headers, Response};
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 type Res<T> = Result<T, ApiError>;
 
 /// Checks an export request: where it resumes, if it does. An `after` that
@@ -48,6 +51,9 @@ struct Reader {
     count: u64,
     last_id: Option<String>,
     ended: bool,
+    /// The org's shard epoch when the export began, and the live one: the
+    /// export ends (incomplete, resumable with `after`) once its org moved.
+    epoch: (u32, Rc<Cell<u32>>),
 }
 
 impl Reader {
@@ -56,6 +62,11 @@ impl Reader {
     async fn next_chunk(mut self) -> Option<(Result<Vec<u8>, worker::Error>, Self)> {
         if self.ended {
             return None;
+        }
+        if self.epoch.1.get() != self.epoch.0 {
+            let moved =
+                ApiError::Unavailable { retry_after_s: 1, detail: "the org's data moved to another shard".into() };
+            return Some(self.fail(Vec::new(), &moved));
         }
         let page = interactions::list(&self.db, &self.org, &self.filter, EXPORT_PAGE_ROWS, self.after.as_ref()).await;
         let mut out = Vec::new();
@@ -115,8 +126,10 @@ pub fn respond(
     answer: &DoResponse,
     filter: InteractionFilter,
     after: Option<PagePosition>,
+    epoch: Rc<Cell<u32>>,
 ) -> worker::Result<Response> {
-    let reader = Reader { db, org, filter, after, count: 0, last_id: None, ended: false };
+    let epoch = (epoch.get(), epoch);
+    let reader = Reader { db, org, filter, after, count: 0, last_id: None, ended: false, epoch };
     let body = futures::stream::unfold(reader, Reader::next_chunk);
     let headers = Headers::new();
     headers.set(REPLY_HEADER, &answer.to_header_json())?;

@@ -9,7 +9,7 @@
 //! deploy, or an alarm lost after its retries ran out) or if the one set is
 //! overdue (a local runtime restarted after its time passed).
 
-use crate::platform::{config, db, now_ms, storage_error};
+use crate::platform::{config, directory, now_ms, storage_error};
 use crate::retention;
 use interlog_core::ApiError;
 use worker::{console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -71,7 +71,7 @@ impl Janitor {
         let storage = self.state.storage();
         let now = now_ms();
         let cfg = &config(&self.env)?.retention;
-        let report = retention::run_orgless(&db(&self.env)?, now, cfg).await?;
+        let report = retention::run_orgless(&directory(&self.env)?, now, cfg).await?;
         let summary = report.summary(now);
         let line = serde_json::json!({
             "event": "alarm",

@@ -28,7 +28,7 @@ type Answer = Result<Outcome, Refusal>;
 /// not hold and changes none it does, so a read that started before a
 /// revocation, rotation or use finished never undoes it. Returns how many were added.
 pub async fn adopt_stored(ctx: &Ctx<'_>) -> Result<usize, ApiError> {
-    let stored = keys::load(&ctx.db, ctx.org()).await?;
+    let stored = keys::load(&ctx.dir, ctx.org()).await?;
     ctx.gate(|g| g.keys.adopt_unknown(stored))
 }
 
@@ -54,7 +54,7 @@ async fn may_manage(ctx: &Ctx<'_>, by: &Authorized) -> Result<(), ApiError> {
 /// `POST /v1/keys`.
 pub async fn create(ctx: &Ctx<'_>, by: &Authorized, request: &KeyRequest, material: &KeyMaterial) -> Answer {
     may_manage(ctx, by).await?;
-    let record = keys::create(&ctx.db, ctx.org(), request, material, ctx.now).await?;
+    let record = keys::create(&ctx.dir, ctx.org(), request, material, ctx.now).await?;
     let view = record.view(ctx.now);
     ctx.gate(|g| g.keys.insert(record))?;
     let detail = json!({ "name": request.name, "scopes": request.scopes, "expires_at": view.expires_at });
@@ -87,7 +87,7 @@ pub async fn revoke(ctx: &Ctx<'_>, by: &Authorized, prefix: &KeyPrefix) -> Answe
         Revocation::AlreadyRevoked(view) => return Ok(Outcome::Key { key: view, created: false }),
         Revocation::Revoke(before) => before,
     };
-    if let Err(e) = keys::revoke(&ctx.db, ctx.org(), prefix, ctx.now).await {
+    if let Err(e) = keys::revoke(&ctx.dir, ctx.org(), prefix, ctx.now).await {
         ctx.gate(|g| g.keys.insert(before))?;
         return Err(e.into());
     }
@@ -111,7 +111,7 @@ pub async fn rotate(ctx: &Ctx<'_>, by: &Authorized, prefix: &KeyPrefix, grace_ms
         Ok::<_, KeyRingError>(rotation)
     })?;
     let rotation = planned.map_err(ApiError::from)?;
-    let successor = match keys::rotate(&ctx.db, ctx.org(), &rotation, m, ctx.now).await {
+    let successor = match keys::rotate(&ctx.dir, ctx.org(), &rotation, m, ctx.now).await {
         Ok(successor) => successor,
         Err(e) => {
             ctx.gate(|g| g.keys.abandon_rotation(&rotation, m.prefix))?;

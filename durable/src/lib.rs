@@ -17,6 +17,7 @@ pub mod janitor;
 pub mod key_ops;
 pub mod keys;
 pub mod limits;
+pub mod moving;
 pub mod org_actor;
 pub mod org_ops;
 pub mod platform;

@@ -4,17 +4,19 @@
 //! and dispatching the operation; and its alarm.
 
 use crate::alarm::{self, AlarmCtx};
-use crate::ctx::{Ctx, Memory};
-use crate::platform::{config, db, now_ms, storage_error};
-use crate::{dispatch, effects, key_ops, keys, limits, org_ops};
+use crate::ctx::{Busy, Ctx, Memory};
+use crate::platform::{config, directory, now_ms, shard, storage_error};
+use crate::{dispatch, effects, key_ops, keys, limits, moving, org_ops};
 use interlog_core::access::{AccessRequest, Decision, Effect, Gate, L2Check};
 use interlog_core::alerts::AlertRules;
 use interlog_core::auth::AuthFailure;
 use interlog_core::config::{Config, L2Mode};
+use interlog_core::operator::MoveAction;
 use interlog_core::org::OrgView;
 use interlog_core::protocol::{
     org_matches, CallMeta, DoRequest, DoResponse, Op, Outcome, Refusal, VerifiedKey, CALL_HEADER,
 };
+use interlog_core::shard::ShardId;
 use interlog_core::{ApiError, KeyPrefix, OrgId};
 use std::cell::{Cell, RefCell};
 use worker::{console_error, durable_object, D1Database, DurableObject, Env, Request, Response, Result, State};
@@ -56,8 +58,13 @@ impl DurableObject for OrgActor {
         };
         // An export that may start streams its rows as this reply's body.
         if let (Ok(Outcome::Export { filter, after }), Some(org)) = (&response.result, self.bound.borrow().clone()) {
-            let db = db(&self.env).map_err(|e| worker::Error::RustError(e.to_string()))?;
-            return crate::export::respond(db, org, &response, filter.clone(), after.clone());
+            let placed = self.memory.shard.borrow().clone();
+            let db = placed
+                .ok_or_else(|| ApiError::internal("export without a shard"))
+                .and_then(|s| shard(&self.env, &s))
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            let epoch = self.memory.epoch.clone();
+            return crate::export::respond(db, org, &response, filter.clone(), after.clone(), epoch);
         }
         Response::from_json(&response)
     }
@@ -88,36 +95,93 @@ impl OrgActor {
             Ok(cfg) => cfg,
             Err(e) => return refused(e),
         };
-        let db = match self.prepare(call.meta(), &cfg, now).await {
-            Ok(db) => db,
+        if let DoRequest::Move { meta, to, action } = &call {
+            return self.move_step(meta, to, *action, now).await;
+        }
+        let paused = moving::wait_for_pause(&self.memory).await;
+        if paused && !matches!(call, DoRequest::AuthFailure { .. }) {
+            return refused(ApiError::Unavailable { retry_after_s: 2, detail: "the org's data is moving".into() });
+        }
+        // Counted from here (no await before): a move waits for this call.
+        let _busy = Busy::enter(&self.memory);
+        let dbs = match self.prepare(call.meta(), &cfg, now).await {
+            Ok(dbs) => dbs,
             Err(e) => return refused(e),
         };
-        let ctx = Ctx::new(db, call.meta(), now, &cfg, &self.state, &self.memory);
+        if let DoRequest::Serve { fail_shard: Some(down), .. } = &call {
+            if self.memory.shard.borrow().as_ref() == Some(down) {
+                return refused(ApiError::Unavailable {
+                    retry_after_s: 1,
+                    detail: format!("test fault: shard {down} down"),
+                });
+            }
+        }
+        let ctx = Ctx::new(dbs, call.meta(), now, &cfg, &self.state, &self.memory);
+        if paused {
+            // A refused credential while the data moves: its records wait.
+            if let DoRequest::AuthFailure { prefix, .. } = &call {
+                let fx = ctx.gate(|g| g.record_auth_failure(*prefix, ctx.now)).unwrap_or_default();
+                self.memory.deferred.borrow_mut().extend(fx);
+            }
+            return DoResponse {
+                result: Err(Refusal::Denied { reason: AuthFailure::WrongHash }),
+                origin_allowed: false,
+                rate: None,
+            };
+        }
+        let deferred = std::mem::take(&mut *self.memory.deferred.borrow_mut());
+        if !deferred.is_empty() {
+            let _ = effects::perform(&ctx, deferred).await;
+        }
         match &call {
             DoRequest::AuthFailure { prefix, .. } => self.auth_failure(&ctx, *prefix).await,
             DoRequest::Reconcile { .. } => reconcile(&ctx).await,
             DoRequest::Serve { key, origin, inject_fault, op, .. } => {
                 self.serve(&ctx, key, origin.as_deref(), *inject_fault, op, payload).await
             }
+            DoRequest::Move { .. } => refused(ApiError::internal("move handled above")),
         }
     }
 
+    /// One step of a move between shards (`crate::moving`).
+    async fn move_step(&self, meta: &CallMeta, to: &ShardId, action: MoveAction, now: i64) -> DoResponse {
+        if let Err(e) = self.bind_org(&meta.org_id).await {
+            return refused(e);
+        }
+        let mover = moving::Mover { env: &self.env, memory: &self.memory, org: &meta.org_id, now };
+        let result =
+            moving::step(&mover, to, action).await.map(|report| Outcome::Moved { report }).map_err(Refusal::from);
+        DoResponse { result, origin_allowed: false, rate: None }
+    }
+
+    /// The org's shard: as the directory named it when first asked, then as
+    /// this actor's own moves changed it.
+    async fn placed(&self, dir: &D1Database, org: &OrgId) -> Res<ShardId> {
+        if let Some(s) = self.memory.shard.borrow().clone() {
+            return Ok(s);
+        }
+        let s = moving::placed(dir, org).await?;
+        *self.memory.shard.borrow_mut() = Some(s.clone());
+        Ok(s)
+    }
+
     /// Binds to the org, arms the alarms once, loads the access state.
-    async fn prepare(&self, meta: &CallMeta, cfg: &Config, now: i64) -> Res<D1Database> {
+    async fn prepare(&self, meta: &CallMeta, cfg: &Config, now: i64) -> Res<(D1Database, D1Database)> {
         self.bind_org(&meta.org_id).await?;
         if !self.armed.get() {
             self.armed.set(alarm::ensure_armed(&self.state, &self.env, now).await);
         }
-        let db = db(&self.env)?;
+        let dir = directory(&self.env)?;
+        let db = shard(&self.env, &self.placed(&dir, &meta.org_id).await?)?;
         if self.memory.gate.borrow().is_none() {
-            let (gate, settings) = load(&db, &meta.org_id, cfg, now).await?;
+            let (gate, settings) = load((&db, &dir), &meta.org_id, cfg, now).await?;
             // Another call may have loaded it while this one waited.
             if self.memory.gate.borrow().is_none() {
                 *self.memory.gate.borrow_mut() = Some(gate);
                 *self.memory.settings.borrow_mut() = settings;
             }
         }
-        Ok(db)
+        Ok((db, dir))
     }
 
     /// A wrong secret on one of this org's prefixes: recorded, nothing else.
@@ -186,9 +250,17 @@ impl OrgActor {
             return Ok(());
         };
         let cfg = config(&self.env)?;
+        if moving::wait_for_pause(&self.memory).await {
+            // The org's data is moving: its duties run after the switch.
+            let storage = self.state.storage();
+            return storage.set_alarm(5_000).await.map_err(|e| storage_error("alarm rearm", e));
+        }
+        let _busy = Busy::enter(&self.memory);
+        let dir = directory(&self.env)?;
         let a = AlarmCtx {
             state: &self.state,
-            db: db(&self.env)?,
+            db: shard(&self.env, &self.placed(&dir, &org).await?)?,
+            dir,
             org: &org,
             cfg: &cfg,
             memory: &self.memory,
@@ -225,11 +297,16 @@ impl OrgActor {
 
 /// The org's access state and settings from D1: keys, the org row (allowed
 /// origins, usage), L2 checkpoints.
-async fn load(db: &D1Database, org: &OrgId, cfg: &Config, now: i64) -> Res<(Gate, Option<OrgView>)> {
+async fn load(
+    (db, dir): (&D1Database, &D1Database),
+    org: &OrgId,
+    cfg: &Config,
+    now: i64,
+) -> Res<(Gate, Option<OrgView>)> {
     let mut limiter = cfg.new_limiter();
     let rows = limits::load(db, org, &limiter, now).await?;
     limiter.restore(rows, now);
-    let keys = keys::load(db, org).await?;
+    let keys = keys::load(dir, org).await?;
     let settings = org_ops::read(db, org).await?;
     let origins = settings.as_ref().map(|o| o.allowed_origins.clone()).unwrap_or_default();
     Ok((Gate::new(keys, origins, limiter, AlertRules::default()), settings))
@@ -239,7 +316,7 @@ async fn load(db: &D1Database, org: &OrgId, cfg: &Config, now: i64) -> Res<(Gate
 /// and apply D1's revocations and expiries to the keys held (D1's ends win,
 /// nothing held is revived). Idempotent.
 async fn reconcile(ctx: &Ctx<'_>) -> DoResponse {
-    let result = match keys::load(&ctx.db, ctx.org()).await {
+    let result = match keys::load(&ctx.dir, ctx.org()).await {
         Ok(stored) => ctx.gate(|g| g.keys.reconcile(stored)).map(|_| Outcome::Done).map_err(Refusal::from),
         Err(e) => Err(e.into()),
     };

@@ -26,7 +26,7 @@ struct OrgRow {
 }
 
 /// The org's usage columns (kept exact by the triggers of
-/// `migrations/0003_quota.sql`); NULL quotas are the defaults.
+/// `migrations/data/0001_data.sql`); NULL quotas are the defaults.
 #[derive(Deserialize)]
 pub struct UsageRow {
     used_rows: f64,
@@ -86,4 +86,11 @@ pub async fn update(
     )
     .await?;
     Ok(origins_json)
+}
+
+/// The directory's copy of the name (what the operator command lists); the
+/// shard's row stays the org's settings.
+pub async fn rename_in_directory(dir: &D1Database, org: &OrgId, name: &str) -> Res<()> {
+    let sql = "UPDATE orgs SET name = ?1 WHERE id = ?2";
+    run(dir, sql, &[name.into(), org.as_str().into()], "org rename in directory").await.map(|_| ())
 }

@@ -2,6 +2,7 @@
 //! Durable Objects: clock, randomness, configuration, D1 queries and errors.
 
 use interlog_core::config::{binding, Config, ConfigSource};
+use interlog_core::shard::ShardId;
 use interlog_core::ApiError;
 use std::rc::Rc;
 use worker::wasm_bindgen::JsValue;
@@ -69,9 +70,14 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     Ok(built)
 }
 
-/// The D1 database.
-pub fn db(env: &Env) -> Result<D1Database, ApiError> {
+/// The directory database: orgs and their shards, keys, org-less audit rows.
+pub fn directory(env: &Env) -> Result<D1Database, ApiError> {
     env.d1(binding::DB).map_err(|e| storage_error("d1 binding", e))
+}
+
+/// A data shard: its orgs' interactions, audit rows, alerts, webhooks.
+pub fn shard(env: &Env, shard: &ShardId) -> Result<D1Database, ApiError> {
+    env.d1(shard.as_str()).map_err(|e| storage_error(&format!("d1 binding {shard}"), e))
 }
 
 /// Binds an optional string as TEXT or NULL.
