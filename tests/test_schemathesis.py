@@ -111,6 +111,7 @@ OPERATIONS = {
     "GET /v1/webhooks/{id}/deliveries",
     "POST /mcp",
     "POST /v1/operator/reconcile",
+    "POST /v1/operator/move",
 }
 SETTINGS = settings(
     max_examples=MAX_EXAMPLES,

@@ -26,8 +26,10 @@ type Row = Map<String, Value>;
 
 /// Most bound values in one D1 statement.
 const MAX_BINDS: usize = 100;
-/// How long one step works before it answers.
+/// How long one step works before it answers, and how many units (a page
+/// deleted, copied or checked) it does at most.
 const STEP_BUDGET_MS: i64 = 1_500;
+const STEP_UNITS: usize = 10;
 /// How long taking the pause waits for the org's calls in flight to end.
 const DRAIN_MS: u64 = 5_000;
 
@@ -124,7 +126,7 @@ async fn advance(m: &Mover<'_>, dir: &D1Database, state: &mut MoveState) -> Res<
     }
     let (source, target) = (shard(m.env, &state.from)?, shard(m.env, &state.to)?);
     let (started, attempt) = (now_ms(), state.progress.attempt);
-    loop {
+    for _ in 0..STEP_UNITS {
         let before = state.phase;
         match state.phase {
             Phase::Clearing | Phase::RollingBack => delete_page(&target, m.org, state).await?,
