@@ -287,7 +287,7 @@ def test_a_closed_shard_gets_no_new_org_and_refuses_one_asked_for():
         assert len(rows) == before + 1, "one audit row per change, none for a repeat"
         assert json.loads(rows[-1]["detail"]) == {"actor": "operator", "shard": closed, "state": "closed"}
         # Though it holds the fewest orgs, nothing is placed on it.
-        placed = [new_org(f"Placed while {closed} is closed {i}") for i in range(3)]
+        placed = [new_org(f"Placed while {closed} is closed {i}", shard=None) for i in range(3)]
         for org in placed:
             assert shard_of(org.id) != closed
             rows = data_rows(org.id)
@@ -335,7 +335,7 @@ def test_create_org_places_on_the_open_shard_with_the_fewest_orgs():
     counts, states = shard_counts(), shard_states()
     open_shards = [s for s in SHARDS if states.get(s, "open") == "open"]
     expected = min(open_shards, key=lambda s: (counts.get(s, 0), s))
-    org = new_org("Placed by the rule")
+    org = new_org("Placed by the rule", shard=None)
     assert shard_of(org.id) == expected
     assert shard_counts()[expected] == counts.get(expected, 0) + 1
 

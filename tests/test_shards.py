@@ -370,12 +370,12 @@ def test_create_org_without_shard_goes_to_the_open_shard_with_fewest_orgs():
     listed = {s["name"]: s for s in admin("list-shards")["shards"]}
     assert {s: (listed[s]["state"], listed[s]["orgs"]) for s in SHARDS} == loads
     want = expected_placement(loads)
-    org = new_org("Placed by the rule")
+    org = new_org("Placed by the rule", shard=None)
     assert shard_of(org.id) == want, loads
     after = shard_loads()
     assert after[want][1] == loads[want][1] + 1
     # Placed again with the new counts: the rule follows them.
-    second = new_org("Placed by the rule, second")
+    second = new_org("Placed by the rule, second", shard=None)
     assert shard_of(second.id) == expected_placement(after), after
 
 
@@ -385,7 +385,7 @@ def test_a_closed_shard_takes_no_new_org_and_refuses_an_explicit_one():
     other = next(s for s in SHARDS if s != fewest)
     admin("set-shard", fewest, "--closed")
     try:
-        org = new_org("Placed beside a closed shard")
+        org = new_org("Placed beside a closed shard", shard=None)
         assert shard_of(org.id) == other, "the closed shard had fewer orgs, yet took none"
         refused = subprocess.run([ADMIN, "create-org", "--name", "Refused", "--shard", fewest, "--persist-to",
                                   PERSIST], cwd=ROOT, env=admin_env(), capture_output=True, text=True, timeout=120)

@@ -34,13 +34,14 @@ fn create_on_shard_sql(org: &OrgId, name: &str, key: &NewKey<'_>, prefix: &KeyPr
     )
 }
 
-/// The directory row of a new org on `shard`.
+/// The directory row of a new org on `shard`; it fails (and with it the
+/// batch) if the directory says the shard is closed.
 fn create_in_directory_sql(org: &OrgId, name: &str, shard: &ShardId, now: i64) -> String {
     format!(
         "INSERT INTO orgs (id, name, shard, created_at) VALUES ({}, {}, {}, {now});",
         lit(org.as_str()),
         lit(name),
-        lit(shard.as_str())
+        shards::closed_guard(shard)
     )
 }
 
@@ -70,13 +71,16 @@ fn undo_create(g: &Global, org: &OrgId, shard: &ShardId) {
 /// `create-org`: the shard chosen (`--shard`, or the placement rule over the
 /// configured shards, their states and org counts in the directory), the
 /// org's data row and audit rows written there, then its directory row and
-/// first admin key (one batch) — so the directory never names an org its
-/// shard does not have.
+/// first admin key (one batch, refused if the shard is closed by then) — so
+/// the directory never names an org its shard does not have.
 pub fn create(g: &Global, a: &CreateOrg) -> Result<Value, Failure> {
     check_name(&a.name)?;
     let pepper = pepper()?;
     let configured = shards::configured(g)?;
-    let shard = shards::choose(&configured, &shards::Directory::read(g)?, a.shard.as_ref())?;
+    let shard = match &a.shard {
+        Some(want) => shards::requested(&configured, want)?,
+        None => shards::choose(&configured, &shards::Directory::read(g)?)?,
+    };
     let now = now_ms();
     let org = OrgId::generate(now.unsigned_abs(), &random::<ID_ENTROPY_BYTES>()?);
     let new = NewKey { org: &org, name: "initial admin key", scopes: Scopes::all(), expires_at: None };
@@ -94,6 +98,10 @@ pub fn create(g: &Global, a: &CreateOrg) -> Result<Value, Failure> {
                     return Err(e);
                 }
                 key = other;
+            }
+            Err(e) if shards::is_closed_refusal(&e.message) => {
+                undo_create(g, &org, &shard);
+                return Err(shards::closed(&shard));
             }
             Err(e) => {
                 undo_create(g, &org, &shard);
@@ -330,7 +338,10 @@ mod tests {
         let shard = ShardId::parse("DATA_2").unwrap();
         assert_eq!(
             create_in_directory_sql(&org, "O'Hara", &shard, 7),
-            format!("INSERT INTO orgs (id, name, shard, created_at) VALUES ('{org}', 'O''Hara', 'DATA_2', 7);")
+            format!(
+                "INSERT INTO orgs (id, name, shard, created_at) VALUES ('{org}', 'O''Hara', {}, 7);",
+                shards::closed_guard(&shard)
+            )
         );
         let moved = audit_prefix_sql(&org, &prefix, &KeyPrefix::parse("HGFEDCBA").unwrap());
         assert!(moved.starts_with("UPDATE audit_log SET prefix = 'HGFEDCBA' WHERE org_id = "), "{moved}");

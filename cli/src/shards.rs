@@ -145,26 +145,45 @@ pub fn loads(shards: &[Shard], dir: &Directory) -> Vec<ShardLoad> {
     shards.iter().map(|s| dir.load(&s.id)).collect()
 }
 
-/// The shard a new org goes to: `requested` if it is configured and open,
-/// else the placement rule's choice.
-pub fn choose(shards: &[Shard], dir: &Directory, requested: Option<&ShardId>) -> Result<ShardId, Failure> {
-    let loads = loads(shards, dir);
-    let names = || shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
-    match requested {
-        Some(want) => match loads.iter().find(|l| &l.shard == want) {
-            None => Err(Failure::not_found(format!("no shard {want} in the wrangler config (shards: {})", names()))),
-            Some(l) if !l.open => Err(Failure::conflict(format!(
-                "shard {want} is closed to new orgs (open it with `set-shard {want} --open`, or choose another)"
-            ))),
-            Some(_) => Ok(want.clone()),
-        },
-        None => place(&loads).ok_or_else(|| {
-            Failure::conflict(format!(
-                "every shard is closed to new orgs ({}): open one with `set-shard NAME --open`",
-                names()
-            ))
-        }),
+/// `--shard NAME`: a shard of the config. Whether it is open is checked in
+/// the directory batch that writes the org ([`closed_guard`]), so naming a
+/// shard costs no directory read.
+pub fn requested(shards: &[Shard], want: &ShardId) -> Result<ShardId, Failure> {
+    if shards.iter().any(|s| &s.id == want) {
+        return Ok(want.clone());
     }
+    let names = shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+    Err(Failure::not_found(format!("no shard {want} in the wrangler config (shards: {names})")))
+}
+
+/// The shard the placement rule picks for a new org.
+pub fn choose(shards: &[Shard], dir: &Directory) -> Result<ShardId, Failure> {
+    place(&loads(shards, dir)).ok_or_else(|| {
+        let names = shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+        Failure::conflict(format!("every shard is closed to new orgs ({names}): open one with `set-shard NAME --open`"))
+    })
+}
+
+/// The value of a directory row's `shard` column: `shard`, or NULL (which
+/// the NOT NULL column refuses, failing the whole batch) when the
+/// directory says it is closed. The check and the write are one statement.
+pub fn closed_guard(shard: &ShardId) -> String {
+    let name = lit(shard.as_str());
+    format!(
+        "CASE WHEN EXISTS (SELECT 1 FROM shards WHERE name = {name} AND state = 'closed') THEN NULL ELSE {name} END"
+    )
+}
+
+/// Whether a directory write failed on [`closed_guard`].
+pub fn is_closed_refusal(message: &str) -> bool {
+    message.contains("NOT NULL constraint failed: orgs.shard")
+}
+
+/// The refusal of a new org on a closed shard.
+pub fn closed(shard: &ShardId) -> Failure {
+    Failure::conflict(format!(
+        "shard {shard} is closed to new orgs (open it with `set-shard {shard} --open`, or choose another)"
+    ))
 }
 
 /// A shard name stored in the directory, checked before it names a binding.
@@ -350,22 +369,29 @@ name = "x"
         let loads = loads(&shards, &dir);
         let seen: Vec<(&str, bool, u64)> = loads.iter().map(|l| (l.shard.as_str(), l.open, l.orgs)).collect();
         assert_eq!(seen, [("DATA_1", true, 5), ("DATA_2", false, 1), ("DATA_3", true, 0)]);
-        assert_eq!(choose(&shards, &dir, None).unwrap().as_str(), "DATA_3");
-        assert_eq!(choose(&shards[..2], &dir, None).unwrap().as_str(), "DATA_1", "the closed one is skipped");
+        assert_eq!(choose(&shards, &dir).unwrap().as_str(), "DATA_3");
+        assert_eq!(choose(&shards[..2], &dir).unwrap().as_str(), "DATA_1", "the closed one is skipped");
     }
 
     #[test]
-    fn an_explicit_shard_must_be_configured_and_open() {
-        let dir = directory();
+    fn an_explicit_shard_must_be_configured_and_is_checked_open_where_it_is_written() {
         let shards = configured_shards(&["DATA_1", "DATA_2"]);
-        assert_eq!(choose(&shards, &dir, Some(&id("DATA_1"))).unwrap().as_str(), "DATA_1");
-        let closed = choose(&shards, &dir, Some(&id("DATA_2"))).unwrap_err();
-        assert_eq!(closed.code, "CONFLICT");
-        assert!(closed.message.contains("DATA_2 is closed"), "{}", closed.message);
-        let unknown = choose(&shards, &dir, Some(&id("DATA_9"))).unwrap_err();
+        assert_eq!(requested(&shards, &id("DATA_2")).unwrap().as_str(), "DATA_2");
+        let unknown = requested(&shards, &id("DATA_9")).unwrap_err();
         assert_eq!(unknown.code, "NOT_FOUND");
         assert!(unknown.message.contains("(shards: DATA_1, DATA_2)"), "{}", unknown.message);
-        let all_closed = choose(&shards[1..], &dir, None).unwrap_err();
+        assert_eq!(
+            closed_guard(&id("DATA_2")),
+            "CASE WHEN EXISTS (SELECT 1 FROM shards WHERE name = 'DATA_2' AND state = 'closed') THEN NULL ELSE 'DATA_2' END"
+        );
+        assert!(is_closed_refusal(
+            "wrangler d1 execute failed: NOT NULL constraint failed: orgs.shard: SQLITE_CONSTRAINT"
+        ));
+        assert!(!is_closed_refusal("NOT NULL constraint failed: orgs.name"));
+        let refused = closed(&id("DATA_2"));
+        assert_eq!(refused.code, "CONFLICT");
+        assert!(refused.message.contains("shard DATA_2 is closed"), "{}", refused.message);
+        let all_closed = choose(&shards[1..], &directory()).unwrap_err();
         assert_eq!(all_closed.code, "CONFLICT");
     }
 
