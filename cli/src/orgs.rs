@@ -78,7 +78,7 @@ pub fn create(g: &Global, a: &CreateOrg) -> Result<Value, Failure> {
     let pepper = pepper()?;
     let configured = shards::configured(g)?;
     let shard = match &a.shard {
-        Some(want) => shards::requested(&configured, want)?,
+        Some(want) => shards::requested(&configured, want)?.id.clone(),
         None => shards::choose(&configured, &shards::Directory::read(g)?)?,
     };
     let now = now_ms();

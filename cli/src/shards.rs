@@ -145,21 +145,24 @@ pub fn loads(shards: &[Shard], dir: &Directory) -> Vec<ShardLoad> {
     shards.iter().map(|s| dir.load(&s.id)).collect()
 }
 
+/// The shards' names, for messages: `DATA_1, DATA_2`.
+fn names(shards: &[Shard]) -> String {
+    shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 /// `--shard NAME`: a shard of the config. Whether it is open is checked in
 /// the directory batch that writes the org ([`closed_guard`]), so naming a
 /// shard costs no directory read.
-pub fn requested(shards: &[Shard], want: &ShardId) -> Result<ShardId, Failure> {
-    if shards.iter().any(|s| &s.id == want) {
-        return Ok(want.clone());
-    }
-    let names = shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
-    Err(Failure::not_found(format!("no shard {want} in the wrangler config (shards: {names})")))
+pub fn requested<'a>(shards: &'a [Shard], want: &ShardId) -> Result<&'a Shard, Failure> {
+    shards.iter().find(|s| &s.id == want).ok_or_else(|| {
+        Failure::not_found(format!("no shard {want} in the wrangler config (shards: {})", names(shards)))
+    })
 }
 
 /// The shard the placement rule picks for a new org.
 pub fn choose(shards: &[Shard], dir: &Directory) -> Result<ShardId, Failure> {
     place(&loads(shards, dir)).ok_or_else(|| {
-        let names = shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+        let names = names(shards);
         Failure::conflict(format!("every shard is closed to new orgs ({names}): open one with `set-shard NAME --open`"))
     })
 }
@@ -260,10 +263,7 @@ pub fn set_state_sql(shard: &ShardId, state: &str, now: i64) -> String {
 /// `set-shard NAME --open|--closed`: only shards of the config.
 pub fn set(g: &Global, a: &SetShard) -> Result<Value, Failure> {
     let shards = configured(g)?;
-    let shard = shards.iter().find(|s| s.id == a.name).ok_or_else(|| {
-        let names = shards.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
-        Failure::not_found(format!("no shard {} in the wrangler config (shards: {names})", a.name))
-    })?;
+    let shard = requested(&shards, &a.name)?;
     let state = if a.closed { "closed" } else { "open" };
     let now = now_ms();
     let out = d1::execute(g, &set_state_sql(&shard.id, state, now))?;
@@ -376,7 +376,7 @@ name = "x"
     #[test]
     fn an_explicit_shard_must_be_configured_and_is_checked_open_where_it_is_written() {
         let shards = configured_shards(&["DATA_1", "DATA_2"]);
-        assert_eq!(requested(&shards, &id("DATA_2")).unwrap().as_str(), "DATA_2");
+        assert_eq!(requested(&shards, &id("DATA_2")).unwrap().id.as_str(), "DATA_2");
         let unknown = requested(&shards, &id("DATA_9")).unwrap_err();
         assert_eq!(unknown.code, "NOT_FOUND");
         assert!(unknown.message.contains("(shards: DATA_1, DATA_2)"), "{}", unknown.message);
